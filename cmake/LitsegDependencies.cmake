@@ -1,0 +1,46 @@
+# Finds every third-party dependency once, for all modules.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(SQLite3 REQUIRED)
+pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
+
+# CUDA: AUTO turns it on when nvcc is found. CUDA 13 rejects architectures below sm_75,
+# so the architecture list is always set explicitly.
+set(LITSEG_CUDA_ENABLED OFF)
+if(LITSEG_WITH_CUDA STREQUAL "ON" OR LITSEG_WITH_CUDA STREQUAL "AUTO")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
+      set(CMAKE_CUDA_ARCHITECTURES 75 80 86 89 90 CACHE STRING "CUDA architectures" FORCE)
+    endif()
+    enable_language(CUDA)
+    set(LITSEG_CUDA_ENABLED ON)
+  elseif(LITSEG_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LITSEG_WITH_CUDA=ON but no CUDA compiler was found")
+  endif()
+endif()
+message(STATUS "litseg: CUDA ${LITSEG_CUDA_ENABLED}")
+
+# LibTorch: Debian's libtorch-dev (1.13, CPU) or an official 2.x distribution given through
+# CMAKE_PREFIX_PATH. Its CMake config pulls in CUDA itself when the distribution has it.
+find_package(Torch REQUIRED)
+if(NOT TARGET litseg_torch)
+  add_library(litseg_torch INTERFACE)
+  target_link_libraries(litseg_torch INTERFACE ${TORCH_LIBRARIES})
+  target_include_directories(litseg_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+  separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+  target_compile_options(litseg_torch INTERFACE ${_torch_flags})
+  if(LITSEG_CUDA_ENABLED)
+    target_compile_definitions(litseg_torch INTERFACE LITSEG_WITH_CUDA=1)
+  endif()
+endif()
+
+if(LITSEG_BUILD_APP)
+  find_package(Qt6 REQUIRED COMPONENTS Core Gui Widgets Concurrent Test)
+endif()
+if(LITSEG_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

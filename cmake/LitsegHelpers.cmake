@@ -23,13 +23,20 @@ function(litseg_add_test name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} litseg_test_common GTest::gtest GTest::gtest_main)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-  gtest_discover_tests(${name}
-    DISCOVERY_TIMEOUT 60
-    PROPERTIES
-      LABELS "${ARG_LABELS}"
+  # gtest_discover_tests writes every list element as a separate argument of
+  # set_tests_properties: an empty LABELS value would swallow the next property name, and a
+  # multi-entry ENVIRONMENT keeps only its first entry. So: one environment variable (the
+  # one tests read), and LABELS only when given (a single label).
+  set(test_properties
       TIMEOUT ${ARG_TIMEOUT}
       SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
-      ENVIRONMENT "LITSEG_SHARED_DIR=${LITSEG_SHARED_DIR};LITSEG_BUILD_DIR=${CMAKE_BINARY_DIR};LITSEG_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+      ENVIRONMENT "LITSEG_SHARED_DIR=${LITSEG_SHARED_DIR}")
+  if(ARG_LABELS)
+    list(APPEND test_properties LABELS "${ARG_LABELS}")
+  endif()
+  gtest_discover_tests(${name}
+    DISCOVERY_TIMEOUT 60
+    PROPERTIES ${test_properties})
 endfunction()
 
 if(LITSEG_BUILD_TESTS AND NOT TARGET litseg_test_common)

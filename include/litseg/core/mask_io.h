@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "litseg/core/mask.h"
@@ -27,5 +28,12 @@ void WritePalettePng(const std::string& path, const LabelMap& labels);
 // Binary masks: any non-zero pixel is foreground; written as 8-bit gray {0,255}.
 Mask ReadBinaryPng(const std::string& path);
 void WriteBinaryPng(const std::string& path, const Mask& mask);
+
+// SA-V per-object layout: <dir>/<object id as %03d>/<frame_name>.png, one binary PNG per
+// object and frame.
+void WriteSavObjectPngs(const std::string& dir, const std::string& frame_name, const std::map<int, Mask>& objects);
+// Reads every object folder of `dir` that holds <frame_name>.png (objects absent on that
+// frame are skipped).
+std::map<int, Mask> ReadSavObjectPngs(const std::string& dir, const std::string& frame_name);
 
 }  // namespace litseg

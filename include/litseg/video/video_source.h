@@ -30,6 +30,10 @@ struct VideoInfo {
   int frame_count = 0;      // number of decodable frames
   double fps = 0.0;         // average frame rate (nominal for frame folders)
   int rotation_degrees = 0; // clockwise rotation applied from the container metadata
+  // The file ends early or has damaged data: frame_count counts the frames up to the damage
+  // and `warning` says where decoding stops.
+  bool truncated = false;
+  std::string warning;
 };
 
 class VideoSource {
@@ -50,9 +54,12 @@ struct VideoOpenOptions {
   // Frame folders: accept a folder whose numbering has gaps (frames are then indexed in
   // sorted order) instead of rejecting it.
   bool allow_gaps = false;
+  // Frame folders carry no timing: the nominal rate used for FrameTime and playback.
+  double folder_fps = 24.0;
 };
 
-// Opens a video file (any container/codec Debian's FFmpeg decodes) or a frame folder.
+// Opens a video file (any container/codec Debian's FFmpeg decodes), a frame folder, or a
+// synthetic clip given as "synth:frames=N,objects=K,seed=S,size=WxH" (synthetic.h).
 // Throws litseg::Error naming the problem: missing path, unsupported codec, no frames,
 // a numbering gap.
 std::unique_ptr<VideoSource> OpenVideoSource(const std::string& path,

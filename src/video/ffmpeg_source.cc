@@ -248,7 +248,7 @@ class FfmpegSource : public VideoSource {
   cv::Mat ToRgb(const AVFrame* frame) {
     const int w = frame->width, h = frame->height;
     sws_.reset(sws_getCachedContext(sws_.release(), w, h, static_cast<AVPixelFormat>(frame->format), w, h,
-                                    AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr,
+                                    AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr,
                                     nullptr, nullptr));
     if (!sws_) throw Error("cannot convert pixel format of " + info_.path);
     cv::Mat rgb(h, w, CV_8UC3);

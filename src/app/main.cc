@@ -2,11 +2,13 @@
 //
 //   litseg [--threads N] [VIDEO_OR_FRAME_FOLDER]
 //   litseg --screenshot FILE [--frame K] PATH   (renders the window offscreen to a PNG and exits)
+#include <algorithm>
+#include <cstdio>
+
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QTimer>
 
-#include "app/frame_view.h"
 #include "app/main_window.h"
 #include "litseg/core/runtime.h"
 
@@ -22,12 +24,21 @@ int main(int argc, char** argv) {
   QCommandLineOption threads("threads", "Compute threads (default: all cores).", "N", "0");
   QCommandLineOption screenshot("screenshot", "Render the window with PATH open to FILE and exit.", "FILE");
   QCommandLineOption frame("frame", "Frame shown for --screenshot.", "K", "0");
+  // Documentation helpers, not user features.
+  screenshot.setFlags(QCommandLineOption::HiddenFromHelp);
+  frame.setFlags(QCommandLineOption::HiddenFromHelp);
   parser.addOptions({threads, screenshot, frame});
   parser.addPositionalArgument("path", "Video file or frame folder to open.");
   parser.process(app);
 
   litseg::RuntimeOptions runtime;
-  runtime.threads = parser.value(threads).toInt();
+  bool threads_ok = false;
+  runtime.threads = parser.value(threads).toInt(&threads_ok);
+  if (!threads_ok || runtime.threads < 0) {
+    std::fprintf(stderr, "litseg: --threads needs a whole number >= 0 (0 = all cores), got '%s'\n",
+                 qPrintable(parser.value(threads)));
+    return 2;
+  }
   litseg::ConfigureRuntime(runtime);
 
   litseg::app::MainWindow window;
@@ -35,7 +46,10 @@ int main(int argc, char** argv) {
   const QStringList paths = parser.positionalArguments();
 
   if (parser.isSet(screenshot)) {
-    if (paths.isEmpty()) return 2;
+    if (paths.isEmpty()) {
+      std::fprintf(stderr, "litseg: --screenshot needs a video or frame folder to open\n");
+      return 2;
+    }
     const QString file = parser.value(screenshot);
     const int target = parser.value(frame).toInt();
     window.SetShowErrorDialogs(false);

@@ -50,6 +50,10 @@ void MainWindow::BuildUi() {
   play_button_->setFocusPolicy(Qt::NoFocus);
   position_label_ = new QLabel(this);
   position_label_->setMinimumWidth(220);
+  // A permanent label, not showMessage(): temporary messages vanish when menus show tips.
+  status_label_ = new QLabel(this);
+  status_label_->setContentsMargins(4, 0, 0, 0);
+  statusBar()->addWidget(status_label_, 1);
 
   auto* controls = new QHBoxLayout;
   controls->addWidget(play_button_);
@@ -91,12 +95,12 @@ void MainWindow::BuildUi() {
   });
   connect(play_button_, &QPushButton::clicked, this, [this] { SetPlaying(!playing_); });
   UpdatePositionLabel();
-  statusBar()->showMessage(tr("No video open"));
+  status_label_->setText(tr("No video open"));
 }
 
 void MainWindow::OpenPath(const QString& path) {
   SetPlaying(false);
-  statusBar()->showMessage(tr("Opening %1...").arg(path));
+  status_label_->setText(tr("Opening %1...").arg(path));
   loader_.Open(path);
 }
 
@@ -112,7 +116,7 @@ void MainWindow::OnOpened(const QString& path, const litseg::VideoInfo& info) {
   slider_->blockSignals(false);
   slider_->setEnabled(info.frame_count > 0);
   play_button_->setEnabled(info.frame_count > 1);
-  statusBar()->showMessage(QString("%1   %2x%3   %4   %5 fps   %6 frames%7")
+  status_label_->setText(QString("%1   %2x%3   %4   %5 fps   %6 frames%7")
                                .arg(path)
                                .arg(info.width)
                                .arg(info.height)
@@ -120,12 +124,13 @@ void MainWindow::OnOpened(const QString& path, const litseg::VideoInfo& info) {
                                .arg(info.fps, 0, 'f', 3)
                                .arg(info.frame_count)
                                .arg(info.truncated ? "   (" + QString::fromStdString(info.warning) + ")" : QString()));
+  status_of_open_video_ = status_label_->text();
   ShowFrame(0);
   Q_EMIT videoOpened(path);  // listeners may ask for another frame; the request supersedes frame 0
 }
 
 void MainWindow::OnOpenFailed(const QString& path, const QString& message) {
-  statusBar()->showMessage(path_.isEmpty() ? tr("No video open") : path_);
+  status_label_->setText(status_of_open_video_);
   ReportError(tr("Cannot open %1:\n%2").arg(path, message));
 }
 
@@ -153,6 +158,7 @@ void MainWindow::OnFrameReady(int index, const QImage& image, double time_second
 }
 
 QString MainWindow::position_text() const { return position_label_->text(); }
+QString MainWindow::status_text() const { return status_label_->text(); }
 
 void MainWindow::UpdatePositionLabel() {
   if (info_.frame_count <= 0 || current_frame_ < 0) {
@@ -164,16 +170,18 @@ void MainWindow::UpdatePositionLabel() {
 }
 
 void MainWindow::SetPlaying(bool playing) {
-  if (playing && (info_.frame_count <= 1 || current_frame_ < 0)) playing = false;
+  if (playing && (info_.frame_count <= 1 || requested_frame_ < 0)) playing = false;
   playing_ = playing;
   play_button_->setText(playing ? tr("Pause") : tr("Play"));
   if (!playing) {
     playback_timer_.stop();
     return;
   }
-  if (current_frame_ >= info_.frame_count - 1) ShowFrame(0);
-  playback_start_frame_ = std::max(0, current_frame_ >= info_.frame_count - 1 ? 0 : current_frame_);
+  // Playing from the last frame starts over.
+  if (requested_frame_ >= info_.frame_count - 1) ShowFrame(0);
+  playback_start_frame_ = requested_frame_;
   playback_clock_.start();
+  // Poll at twice the frame rate; each tick asks for the frame due by the wall clock.
   const double fps = info_.fps > 0 ? info_.fps : 24.0;
   playback_timer_.start(std::max(5, static_cast<int>(1000.0 / fps / 2)));
 }

@@ -38,7 +38,8 @@ class MainWindow : public QMainWindow {
   const VideoInfo& video_info() const { return info_; }
   FrameView* frame_view() const { return view_; }
   QSlider* timeline() const { return slider_; }
-  QString position_text() const;
+  QString position_text() const;  // "frame k / N   mm:ss.mmm"
+  QString status_text() const;    // path, resolution, codec, fps, frame count
 
  Q_SIGNALS:
   void videoOpened(const QString& path);
@@ -62,6 +63,8 @@ class MainWindow : public QMainWindow {
   QSlider* slider_ = nullptr;
   QPushButton* play_button_ = nullptr;
   QLabel* position_label_ = nullptr;
+  QLabel* status_label_ = nullptr;
+  QString status_of_open_video_ = tr("No video open");
   QTimer playback_timer_;
   QElapsedTimer playback_clock_;
   int playback_start_frame_ = 0;

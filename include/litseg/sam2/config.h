@@ -184,4 +184,11 @@ std::string ConfigToJson(const Sam2Config& config);
 // "micro"; looked up in models/configs/ (source tree or next to the binary).
 Sam2Config LoadNamedConfig(const std::string& name_or_path);
 
+// Builds a config from the official hydra model tree (the `model:` node of
+// sam2/configs/sam2.1/*.yaml, given as JSON text, e.g. the "hydra_config" of a golden set's
+// config.json). Values the yaml leaves to code defaults keep the sam2.1 defaults above; the
+// build_sam2 overrides (dynamic multimask via stability, hole filling, ...) are the defaults.
+// Throws litseg::Error on a tree that is not a SAM2Base model.
+Sam2Config ConfigFromOfficialModelJson(const std::string& json_text, const std::string& source_name);
+
 }  // namespace litseg::sam2

@@ -1,13 +1,14 @@
 #include "litseg/core/mask_io.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <set>
-#include <vector>
+#include <new>
+#include <unordered_map>
 
 #include <png.h>
 
@@ -17,8 +18,8 @@ namespace litseg {
 namespace fs = std::filesystem;
 
 const std::array<Rgb, 256>& DavisPalette() {
-  // The PASCAL VOC colour map (bits of the index spread over the high bits of R, G, B),
-  // which the DAVIS annotations and the davis2017-evaluation toolkit use.
+  // davis2017-evaluation's _pascal_color_map: bit j of each 3-bit group of the index goes
+  // to bit 7 - j of R, G and B.
   static const std::array<Rgb, 256> palette = [] {
     std::array<Rgb, 256> p{};
     for (int i = 0; i < 256; ++i) {
@@ -38,196 +39,340 @@ const std::array<Rgb, 256>& DavisPalette() {
 
 namespace {
 
-// Decoded 8-bit PNG: `channels` samples per pixel (1 = gray or palette index, 3 = RGB,
-// 4 = RGBA, 2 = gray+alpha); palette entries when the file is indexed.
+// Largest side accepted (libpng's own default is 1,000,000): far above any video frame,
+// small enough that a forged header cannot ask for terabytes.
+constexpr png_uint_32 kMaxSide = 1 << 15;
+// zlib's deflate cannot compress better than about 1032:1, so a file whose declared
+// image needs more than this many raw bytes per remaining file byte is truncated or forged.
+// Checking it before allocating keeps a 100-byte file from asking for gigabytes.
+constexpr uint64_t kMaxDeflateRatio = 1100;
+
+// libpng reports errors through a callback that must not return: it longjmps back to the
+// setjmp in the function that drives libpng, which then throws litseg::Error. No C++ object
+// with a destructor lives in the frames the jump skips (libpng's and the callbacks').
+struct ErrorSink {
+  std::jmp_buf jump;
+  char message[256];
+};
+
+[[noreturn]] void OnPngError(png_structp png, png_const_charp message) {
+  auto* sink = static_cast<ErrorSink*>(png_get_error_ptr(png));
+  std::snprintf(sink->message, sizeof(sink->message), "%s", message ? message : "unknown libpng error");
+  std::longjmp(sink->jump, 1);
+}
+
+void OnPngWarning(png_structp, png_const_charp) {}
+
+struct ReadContext {
+  ErrorSink errors;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t offset = 0;
+};
+
+void ReadFromMemory(png_structp png, png_bytep out, png_size_t length) {
+  auto* ctx = static_cast<ReadContext*>(png_get_io_ptr(png));
+  if (length > ctx->size - ctx->offset) png_error(png, "the file ends too early (truncated)");
+  std::memcpy(out, ctx->data + ctx->offset, length);
+  ctx->offset += length;
+}
+
+struct WriteContext {
+  ErrorSink errors;
+  std::vector<uint8_t> bytes;
+};
+
+void WriteToMemory(png_structp png, png_bytep data, png_size_t length) {
+  auto* ctx = static_cast<WriteContext*>(png_get_io_ptr(png));
+  bool stored = true;
+  try {
+    ctx->bytes.insert(ctx->bytes.end(), data, data + length);
+  } catch (const std::bad_alloc&) {
+    stored = false;
+  }
+  // Outside the catch block: png_error longjmps and must not leave a handler half-run.
+  if (!stored) png_error(png, "out of memory");
+}
+
+void FlushNothing(png_structp) {}
+
+// A decoded PNG, 8 bits per sample: `channels` samples per pixel (1 = gray or palette
+// index, 2 = gray + alpha, 3 = RGB, 4 = RGBA); the palette when the file is indexed.
 struct RawPng {
   int width = 0;
   int height = 0;
   int channels = 0;
   bool indexed = false;
+  bool gray = false;
   std::vector<Rgb> palette;
   std::vector<uint8_t> pixels;
 };
 
-struct MemoryReader {
-  const std::vector<uint8_t>* bytes;
-  size_t offset;
-};
-
-struct PngErrorState {
-  std::jmp_buf jump;
-  char message[256];
-};
-
-void OnPngError(png_structp png, png_const_charp message) {
-  auto* state = static_cast<PngErrorState*>(png_get_error_ptr(png));
-  std::snprintf(state->message, sizeof(state->message), "%s", message);
-  std::longjmp(state->jump, 1);
-}
-
-void OnPngWarning(png_structp, png_const_charp) {}
-
-void ReadFromMemory(png_structp png, png_bytep out, png_size_t length) {
-  auto* reader = static_cast<MemoryReader*>(png_get_io_ptr(png));
-  if (reader->offset + length > reader->bytes->size()) png_error(png, "file is truncated");
-  std::memcpy(out, reader->bytes->data() + reader->offset, length);
-  reader->offset += length;
-}
-
-std::vector<uint8_t> ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path + (fs::exists(path) ? " (permission denied?)" : ": no such file"));
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Decodes with libpng. libpng reports errors by longjmp: everything that must survive the
-// jump lives in `raw`/`state` (addressed through pointers, so not register-cached).
-RawPng DecodePng(const std::string& path) {
-  const std::vector<uint8_t> bytes = ReadFileBytes(path);
-  if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8) != 0) throw Error(path + " is not a PNG file");
-
-  RawPng raw;
-  PngErrorState state{};
-  MemoryReader reader{&bytes, 8};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, OnPngError, OnPngWarning);
-  if (!png) throw Error("out of memory reading " + path);
-  png_infop info = png_create_info_struct(png);
-  std::vector<png_bytep> rows;
-  if (setjmp(state.jump)) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    throw Error("corrupt PNG " + path + ": " + state.message);
+// 16-bit samples (big-endian) to 8 bits. Gray images whose values all fit 8 bits hold ids
+// and keep them; otherwise the high byte is kept, and a non-zero sample stays non-zero so
+// that a faint 16-bit mask does not vanish.
+std::vector<uint8_t> NarrowSamples(const std::vector<uint8_t>& wide, bool gray) {
+  const size_t n = wide.size() / 2;
+  bool fits = gray;
+  for (size_t i = 0; i < n && fits; ++i) fits = wide[2 * i] == 0;
+  std::vector<uint8_t> narrow(n);
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned value = (unsigned(wide[2 * i]) << 8) | wide[2 * i + 1];
+    narrow[i] = fits ? static_cast<uint8_t>(value) : static_cast<uint8_t>(std::max(value >> 8, value ? 1u : 0u));
   }
-  if (!info) png_error(png, "out of memory");
-  png_set_read_fn(png, &reader, ReadFromMemory);
+  return narrow;
+}
+
+RawPng DecodePng(const uint8_t* data, size_t size, const std::string& name) {
+  if (size < 8 || png_sig_cmp(data, 0, 8) != 0) throw Error(name + " is not a PNG file");
+
+  ReadContext ctx;
+  ctx.data = data;
+  ctx.size = size;
+  ctx.offset = 8;
+  RawPng raw;
+  std::vector<uint8_t> decoded;
+  std::vector<png_bytep> rows;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx.errors, OnPngError, OnPngWarning);
+  if (!png) throw Error("out of memory reading " + name);
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    throw Error("out of memory reading " + name);
+  }
+  if (setjmp(ctx.errors.jump)) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw Error(name + " is a damaged or truncated PNG: " + ctx.errors.message);
+  }
+  png_set_read_fn(png, &ctx, ReadFromMemory);
   png_set_sig_bytes(png, 8);
-  png_set_user_limits(png, 1 << 15, 1 << 15);
+  png_set_user_limits(png, kMaxSide, kMaxSide);
   png_read_info(png, info);
 
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
-  if (bit_depth == 16) png_set_strip_16(png);
+  const uint64_t stream_bytes = uint64_t{png_get_image_height(png, info)} * (png_get_rowbytes(png, info) + 1);
+  if (stream_bytes > kMaxDeflateRatio * (ctx.size - ctx.offset) + 4096) {
+    char message[160];
+    std::snprintf(message, sizeof(message), "the header declares %ux%u pixels, more than %zu bytes of data can hold",
+                  png_get_image_width(png, info), png_get_image_height(png, info), ctx.size - ctx.offset);
+    png_error(png, message);
+  }
+  // Sub-8-bit samples are unpacked to one byte each without scaling: a 2-bit image of ids
+  // 0..3 stays 0..3 (a 1-bit mask gives 0/1).
+  if (bit_depth < 8) png_set_packing(png);
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
-    if (bit_depth < 8) png_set_packing(png);  // indices stay indices, one byte each
     png_colorp plte = nullptr;
     int entries = 0;
     if (png_get_PLTE(png, info, &plte, &entries) == PNG_INFO_PLTE)
       for (int i = 0; i < entries; ++i) raw.palette.push_back({plte[i].red, plte[i].green, plte[i].blue});
     raw.indexed = true;
-  } else if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) {
-    png_set_expand_gray_1_2_4_to_8(png);
   }
+  raw.gray = (color_type & PNG_COLOR_MASK_COLOR) == 0;
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
 
   raw.width = static_cast<int>(png_get_image_width(png, info));
   raw.height = static_cast<int>(png_get_image_height(png, info));
   raw.channels = png_get_channels(png, info);
+  const size_t sample_bytes = bit_depth == 16 ? 2 : 1;
   const size_t row_bytes = png_get_rowbytes(png, info);
-  if (row_bytes != static_cast<size_t>(raw.width) * raw.channels) png_error(png, "unexpected row layout");
-  raw.pixels.resize(row_bytes * raw.height);
-  rows.resize(raw.height);
-  for (int y = 0; y < raw.height; ++y) rows[y] = raw.pixels.data() + row_bytes * y;
+  if (row_bytes != static_cast<size_t>(raw.width) * raw.channels * sample_bytes) png_error(png, "unexpected row layout");
+  bool allocated = true;
+  try {
+    decoded.resize(row_bytes * raw.height);
+    rows.resize(raw.height);
+  } catch (const std::bad_alloc&) {
+    allocated = false;
+  }
+  if (!allocated) png_error(png, "not enough memory for the image");
+  for (int y = 0; y < raw.height; ++y) rows[y] = decoded.data() + row_bytes * y;
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
+
+  raw.pixels = sample_bytes == 2 ? NarrowSamples(decoded, raw.gray) : std::move(decoded);
   return raw;
 }
 
-void EncodePng(const std::string& path, int width, int height, const uint8_t* pixels, bool palette) {
-  if (width <= 0 || height <= 0) throw Error("cannot write an empty mask to " + path);
-  const fs::path target(path);
-  const fs::path temp = target.string() + ".tmp";
-  FILE* file = std::fopen(temp.c_str(), "wb");
-  if (!file) throw Error("cannot write " + path);
-  PngErrorState state{};
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &state, OnPngError, OnPngWarning);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
-  std::vector<png_bytep> rows(height);
-  std::vector<png_color> plte(256);
-  if (!png || !info || setjmp(state.jump)) {
-    png_destroy_write_struct(&png, &info);
-    std::fclose(file);
-    std::remove(temp.c_str());
-    throw Error("cannot write PNG " + path + ": " + state.message);
+std::vector<uint8_t> ReadFileBytes(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("cannot read " + path + ": no such file");
+  if (fs::is_directory(path, ec)) throw Error("cannot read " + path + ": it is a folder, not a PNG file");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error("cannot read " + path);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error("cannot read " + path);
+  return bytes;
+}
+
+// Writes next to the target and renames, so a reader never sees a partial file.
+void WriteFileAtomically(const std::string& path, const std::vector<uint8_t>& bytes) {
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot write " + path + ": " + std::strerror(errno));
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      std::remove(temp.c_str());
+      throw Error("cannot write " + path + " (disk full?)");
+    }
   }
-  png_init_io(png, file);
+  std::error_code ec;
+  fs::rename(temp, path, ec);
+  if (ec) {
+    std::remove(temp.c_str());
+    throw Error("cannot write " + path + ": " + ec.message());
+  }
+}
+
+// 8-bit gray or palette (DAVIS palette) PNG from one byte per pixel.
+std::vector<uint8_t> EncodePng(int width, int height, const uint8_t* pixels, bool palette) {
+  if (width <= 0 || height <= 0) throw Error("cannot store an empty (0-pixel) mask as PNG");
+  if (width > static_cast<int>(kMaxSide) || height > static_cast<int>(kMaxSide))
+    throw Error("mask of " + std::to_string(width) + "x" + std::to_string(height) + " is too large for a PNG mask");
+  WriteContext ctx;
+  std::vector<png_bytep> rows(height);
+  for (int y = 0; y < height; ++y) rows[y] = const_cast<png_bytep>(pixels + static_cast<size_t>(y) * width);
+  std::array<png_color, 256> plte{};
+  const auto& davis = DavisPalette();
+  for (int i = 0; i < 256; ++i) plte[i] = png_color{davis[i][0], davis[i][1], davis[i][2]};
+
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx.errors, OnPngError, OnPngWarning);
+  if (!png) throw Error("out of memory writing a PNG");
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_write_struct(&png, nullptr);
+    throw Error("out of memory writing a PNG");
+  }
+  if (setjmp(ctx.errors.jump)) {
+    png_destroy_write_struct(&png, &info);
+    throw Error(std::string("cannot encode PNG: ") + ctx.errors.message);
+  }
+  png_set_write_fn(png, &ctx, WriteToMemory, FlushNothing);
   png_set_IHDR(png, info, width, height, 8, palette ? PNG_COLOR_TYPE_PALETTE : PNG_COLOR_TYPE_GRAY,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (palette) {
-    const auto& p = DavisPalette();
-    for (int i = 0; i < 256; ++i) plte[i] = png_color{p[i][0], p[i][1], p[i][2]};
-    png_set_PLTE(png, info, plte.data(), 256);
-  }
+  if (palette) png_set_PLTE(png, info, plte.data(), 256);
   png_write_info(png, info);
-  for (int y = 0; y < height; ++y) rows[y] = const_cast<png_bytep>(pixels + static_cast<size_t>(y) * width);
   png_write_image(png, rows.data());
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fclose(file) != 0) {
-    std::remove(temp.c_str());
-    throw Error("cannot write " + path + " (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(temp, target, ec);
-  if (ec) throw Error("cannot write " + path + ": " + ec.message());
+  return std::move(ctx.bytes);
 }
 
-}  // namespace
+// Exact colour -> DAVIS index (the 256 colours are distinct).
+uint8_t DavisIndexOfColour(const uint8_t* rgb, const std::string& name) {
+  static const std::unordered_map<uint32_t, uint8_t> index_of = [] {
+    std::unordered_map<uint32_t, uint8_t> map;
+    const auto& p = DavisPalette();
+    for (int i = 0; i < 256; ++i) map[(uint32_t(p[i][0]) << 16) | (uint32_t(p[i][1]) << 8) | p[i][2]] = uint8_t(i);
+    return map;
+  }();
+  const auto it = index_of.find((uint32_t(rgb[0]) << 16) | (uint32_t(rgb[1]) << 8) | rgb[2]);
+  if (it == index_of.end())
+    throw Error(name + ": colour (" + std::to_string(rgb[0]) + "," + std::to_string(rgb[1]) + "," +
+                std::to_string(rgb[2]) + ") is not in the DAVIS palette, so it names no object");
+  return it->second;
+}
 
-LabelMap ReadLabelPng(const std::string& path) {
-  RawPng raw = DecodePng(path);
+LabelMap LabelsFromRaw(const RawPng& raw, const std::string& name) {
   LabelMap labels(raw.width, raw.height);
   const size_t n = static_cast<size_t>(raw.width) * raw.height;
-  if (raw.indexed || raw.channels == 1) {
-    std::memcpy(labels.data(), raw.pixels.data(), n);
+  uint8_t* out = labels.data();
+  if (raw.channels == 1) {
+    std::memcpy(out, raw.pixels.data(), n);
     if (!raw.indexed) {
       // Binary {0,255} masks (DAVIS-2016) are object 1; other gray images hold ids.
-      bool binary = true;
-      for (size_t i = 0; i < n && binary; ++i) binary = raw.pixels[i] == 0 || raw.pixels[i] == 255;
+      const bool binary = std::all_of(raw.pixels.begin(), raw.pixels.end(), [](uint8_t v) { return v == 0 || v == 255; });
       if (binary)
-        for (size_t i = 0; i < n; ++i) labels.data()[i] = raw.pixels[i] ? 1 : 0;
+        for (size_t i = 0; i < n; ++i) out[i] = out[i] ? 1 : 0;
     }
     return labels;
   }
   if (raw.channels == 3 || raw.channels == 4) {
-    // RGB rendering of a DAVIS annotation: map each colour back to its palette index.
-    const auto& palette = DavisPalette();
-    auto key = [](uint8_t r, uint8_t g, uint8_t b) { return (uint32_t(r) << 16) | (uint32_t(g) << 8) | b; };
-    std::vector<int> index_of(1 << 24, -1);
-    for (int i = 255; i >= 0; --i) index_of[key(palette[i][0], palette[i][1], palette[i][2])] = i;
+    // An RGB rendering of a DAVIS annotation: map each colour back to its palette index.
+    // Neighbouring pixels mostly share a colour, so the last lookup is remembered.
+    const uint8_t* previous = nullptr;
+    uint8_t previous_id = 0;
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* px = raw.pixels.data() + i * raw.channels;
-      const int id = index_of[key(px[0], px[1], px[2])];
-      if (id < 0)
-        throw Error(path + ": colour (" + std::to_string(px[0]) + "," + std::to_string(px[1]) + "," +
-                    std::to_string(px[2]) + ") is not in the DAVIS palette");
-      labels.data()[i] = static_cast<uint8_t>(id);
+      if (!previous || std::memcmp(px, previous, 3) != 0) {
+        previous_id = DavisIndexOfColour(px, name);
+        previous = px;
+      }
+      out[i] = previous_id;
     }
     return labels;
   }
-  throw Error(path + ": unsupported PNG layout (gray+alpha) for a mask");
+  throw Error(name + ": a gray + alpha PNG is not a label map (expected palette, gray or RGB)");
 }
 
-void WritePalettePng(const std::string& path, const LabelMap& labels) {
-  EncodePng(path, labels.width(), labels.height(), labels.data(), /*palette=*/true);
-}
-
-Mask ReadBinaryPng(const std::string& path) {
-  RawPng raw = DecodePng(path);
+Mask BinaryFromRaw(const RawPng& raw) {
   Mask mask(raw.width, raw.height);
   const size_t n = static_cast<size_t>(raw.width) * raw.height;
+  // Colour channels only: gray (1 or gray+alpha) or RGB (RGB or RGBA).
+  const int colour_channels = raw.channels >= 3 ? 3 : 1;
   for (size_t i = 0; i < n; ++i) {
+    const uint8_t* px = raw.pixels.data() + i * raw.channels;
     bool set = false;
-    for (int c = 0; c < std::min(raw.channels, 3); ++c) set |= raw.pixels[i * raw.channels + c] != 0;
+    for (int c = 0; c < colour_channels; ++c) set |= px[c] != 0;
     mask.data()[i] = set ? 1 : 0;
   }
   return mask;
 }
 
-void WriteBinaryPng(const std::string& path, const Mask& mask) {
+std::vector<uint8_t> GrayBytes(const Mask& mask) {
   std::vector<uint8_t> gray(mask.pixel_count());
-  for (size_t i = 0; i < gray.size(); ++i) gray[i] = mask.data()[i] ? 255 : 0;
-  EncodePng(path, mask.width(), mask.height(), gray.data(), /*palette=*/false);
+  std::transform(mask.pixels().begin(), mask.pixels().end(), gray.begin(),
+                 [](uint8_t v) { return static_cast<uint8_t>(v ? 255 : 0); });
+  return gray;
+}
+
+}  // namespace
+
+LabelMap DecodeLabelPng(const std::vector<uint8_t>& png, const std::string& name) {
+  return LabelsFromRaw(DecodePng(png.data(), png.size(), name), name);
+}
+
+Mask DecodeBinaryPng(const std::vector<uint8_t>& png, const std::string& name) {
+  return BinaryFromRaw(DecodePng(png.data(), png.size(), name));
+}
+
+std::vector<uint8_t> EncodePalettePng(const LabelMap& labels) {
+  return EncodePng(labels.width(), labels.height(), labels.data(), /*palette=*/true);
+}
+
+std::vector<uint8_t> EncodeBinaryPng(const Mask& mask) {
+  const std::vector<uint8_t> gray = GrayBytes(mask);
+  return EncodePng(mask.width(), mask.height(), gray.data(), /*palette=*/false);
+}
+
+LabelMap ReadLabelPng(const std::string& path) { return DecodeLabelPng(ReadFileBytes(path), path); }
+
+void WritePalettePng(const std::string& path, const LabelMap& labels) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = EncodePalettePng(labels);
+  } catch (const Error& e) {
+    throw Error("cannot write " + path + ": " + e.what());
+  }
+  WriteFileAtomically(path, bytes);
+}
+
+Mask ReadBinaryPng(const std::string& path) { return DecodeBinaryPng(ReadFileBytes(path), path); }
+
+void WriteBinaryPng(const std::string& path, const Mask& mask) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = EncodeBinaryPng(mask);
+  } catch (const Error& e) {
+    throw Error("cannot write " + path + ": " + e.what());
+  }
+  WriteFileAtomically(path, bytes);
 }
 
 void WriteSavObjectPngs(const std::string& dir, const std::string& frame_name, const std::map<int, Mask>& objects) {
@@ -236,21 +381,26 @@ void WriteSavObjectPngs(const std::string& dir, const std::string& frame_name, c
     char folder[8];
     std::snprintf(folder, sizeof(folder), "%03d", id);
     const fs::path object_dir = fs::path(dir) / folder;
-    fs::create_directories(object_dir);
+    std::error_code ec;
+    fs::create_directories(object_dir, ec);
+    if (ec) throw Error("cannot create folder " + object_dir.string() + ": " + ec.message());
     WriteBinaryPng((object_dir / (frame_name + ".png")).string(), mask);
   }
 }
 
 std::map<int, Mask> ReadSavObjectPngs(const std::string& dir, const std::string& frame_name) {
-  if (!fs::is_directory(dir)) throw Error("not a folder: " + dir);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error("not a folder: " + dir);
   std::map<int, Mask> objects;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (!entry.is_directory()) continue;
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const fs::path file = entry.path() / (frame_name + ".png");
-    if (fs::exists(file)) objects[std::stoi(name)] = ReadBinaryPng(file.string());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory(ec)) continue;
+    const std::string name = it->path().filename().string();
+    // Object folders are ids written with %03d; anything else (".git", "notes") is not one.
+    if (name.empty() || name.size() > 6 || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const fs::path file = it->path() / (frame_name + ".png");
+    if (fs::exists(file, ec)) objects[std::stoi(name)] = ReadBinaryPng(file.string());
   }
+  if (ec) throw Error("cannot list " + dir + ": " + ec.message());
   return objects;
 }
 

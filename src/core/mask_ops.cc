@@ -64,7 +64,10 @@ Mask MaskFromMat(const cv::Mat& image) {
 std::vector<Component> ConnectedComponents(const Mask& mask, int connectivity, cv::Mat* labels_out) {
   if (connectivity != 4 && connectivity != 8) throw Error("connectivity must be 4 or 8");
   std::vector<Component> components;
-  if (mask.empty()) return components;
+  if (mask.empty()) {
+    if (labels_out) labels_out->create(mask.height(), mask.width(), CV_32S);
+    return components;
+  }
   cv::Mat labels, stats, centroids;
   const int n = cv::connectedComponentsWithStats(AsMat(mask), labels, stats, centroids, connectivity, CV_32S);
   for (int i = 1; i < n; ++i) {

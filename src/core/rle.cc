@@ -1,6 +1,8 @@
 #include "litseg/core/rle.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -60,7 +62,10 @@ Rle EncodeRle(const Mask& mask) {
 }
 
 Mask DecodeRle(const Rle& rle) {
-  CheckedTotal(rle);
+  const uint64_t total = CheckedTotal(rle);
+  // Counts are cheap to forge; the raster is not. 2^31 pixels is far above any video frame.
+  if (total > (uint64_t{1} << 31))
+    throw Error("RLE mask of " + std::to_string(rle.height) + "x" + std::to_string(rle.width) + " is too large to decode");
   std::vector<uint8_t> columns(static_cast<size_t>(rle.width) * rle.height, 0);
   size_t position = 0;
   uint8_t value = 0;
@@ -143,7 +148,10 @@ Rle RleFromJson(const nlohmann::json& object) {
   const auto& size = object["size"];
   if (!size.is_array() || size.size() != 2 || !size[0].is_number_integer() || !size[1].is_number_integer())
     throw Error("COCO RLE \"size\" must be [height, width]");
-  const int h = size[0].get<int>(), w = size[1].get<int>();
+  const int64_t h64 = size[0].get<int64_t>(), w64 = size[1].get<int64_t>();
+  if (h64 < 0 || w64 < 0 || h64 > INT32_MAX || w64 > INT32_MAX)
+    throw Error("COCO RLE \"size\" [" + std::to_string(h64) + ", " + std::to_string(w64) + "] is not a valid [height, width]");
+  const int h = static_cast<int>(h64), w = static_cast<int>(w64);
   const auto& counts = object["counts"];
   if (counts.is_string()) return RleFromCompressedString(counts.get<std::string>(), h, w);
   if (!counts.is_array()) throw Error("COCO RLE \"counts\" must be a string or an array");

@@ -1,4 +1,6 @@
-// VideoSource over a folder of numbered JPEG/PNG frames (DAVIS: 00000.jpg, SA-V: 00000.jpg).
+// VideoSource over a folder of numbered JPEG/PNG frames (DAVIS: 00000.jpg, SA-V: 00000.jpg;
+// any common prefix such as frame_0001.png works too). Frames are ordered by their number,
+// not by name, so 9.jpg comes before 10.jpg.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -26,16 +28,27 @@ class FrameFolderSource : public VideoSource {
     info_.fps = options.folder_fps;
     std::vector<std::pair<long long, fs::path>> numbered;
     std::string extension;
+    std::string prefix;  // text before the number ("" for DAVIS/SA-V, e.g. "frame_" elsewhere)
+    std::string first_name;
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (!entry.is_regular_file()) continue;
       const std::string ext = Lower(entry.path().extension().string());
       if (ext != ".jpg" && ext != ".jpeg" && ext != ".png") continue;
+      const std::string name = entry.path().filename().string();
       const std::string stem = entry.path().stem().string();
-      if (stem.empty() || stem.size() > 15 || stem.find_first_not_of("0123456789") != std::string::npos)
-        throw Error("frame folder " + dir + " has a file that is not a numbered frame: " +
-                    entry.path().filename().string());
-      numbered.emplace_back(std::stoll(stem), entry.path());
-      if (extension.empty()) extension = ext;
+      const size_t digits_at = stem.find_last_not_of("0123456789") + 1;  // npos + 1 == 0
+      const std::string digits = stem.substr(digits_at);
+      if (digits.empty() || digits.size() > 15)
+        throw Error("frame folder " + dir + " has an image whose name does not end in a frame number: " + name);
+      if (first_name.empty()) {
+        first_name = name;
+        prefix = stem.substr(0, digits_at);
+        extension = ext;
+      } else if (stem.compare(0, digits_at, prefix) != 0 || digits_at != prefix.size()) {
+        throw Error("frame folder " + dir + " mixes differently named images (" + first_name + ", " + name +
+                    "); expected numbered frames such as 00000.jpg");
+      }
+      numbered.emplace_back(std::stoll(digits), entry.path());
     }
     if (numbered.empty()) throw Error("frame folder " + dir + " contains no .jpg/.jpeg/.png frames");
     std::sort(numbered.begin(), numbered.end());

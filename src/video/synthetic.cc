@@ -162,6 +162,49 @@ SyntheticClip::SyntheticClip(const SynthParams& p) : params_(p) {
   objects_ = ordered;
 }
 
+cv::Mat SyntheticClip::ObjectMask(const Object& o, int t) const {
+  const int w = params_.width, h = params_.height;
+  const cv::Point2d c = o.Center(t);
+  const double angle = o.Angle(t), s = o.Scale(t);
+  const double ca = std::cos(angle), sa = std::sin(angle);
+  // Fragments: the outline cut by the object's local x = 0 line; the halves drift apart.
+  std::vector<std::pair<std::vector<cv::Point2d>, double>> parts;  // (outline, offset along local x)
+  if (o.split_frame >= 0 && t >= o.split_frame) {
+    const double gap = (t - o.split_frame + 1) * o.split_speed / s;
+    std::vector<cv::Point2d> left, right;
+    for (const auto& q : o.outline) (q.x < 0 ? left : right).push_back(q);
+    if (!left.empty()) parts.emplace_back(left, -gap);
+    if (!right.empty()) parts.emplace_back(right, gap);
+  } else {
+    parts.emplace_back(o.outline, 0.0);
+  }
+  cv::Mat mask = cv::Mat::zeros(h, w, CV_8UC1);
+  for (const auto& [outline, offset] : parts) {
+    std::vector<cv::Point> pts;
+    for (const auto& q : outline) {
+      const double lx = (q.x + offset) * s, ly = q.y * s;
+      pts.emplace_back(static_cast<int>(std::lround(c.x + ca * lx - sa * ly)),
+                       static_cast<int>(std::lround(c.y + sa * lx + ca * ly)));
+    }
+    if (pts.size() >= 3) cv::fillPoly(mask, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(1), cv::LINE_8);
+  }
+  return mask;
+}
+
+cv::Mat SyntheticClip::AmodalMask(int t, int id) const {
+  if (t < 0 || t >= params_.frames)
+    throw Error("synthetic frame " + std::to_string(t) + " is out of range (" + std::to_string(params_.frames) + " frames)");
+  for (const auto& object : objects_)
+    if (object->id == id) return ObjectMask(*object, t);
+  throw Error("synthetic clip has no object " + std::to_string(id));
+}
+
+std::vector<int> SyntheticClip::DepthOrder() const {
+  std::vector<int> ids;
+  for (const auto& object : objects_) ids.push_back(object->id);
+  return ids;
+}
+
 SynthFrame SyntheticClip::Render(int t) const {
   if (t < 0 || t >= params_.frames)
     throw Error("synthetic frame " + std::to_string(t) + " is out of range (" + std::to_string(params_.frames) + " frames)");
@@ -176,29 +219,9 @@ SynthFrame SyntheticClip::Render(int t) const {
   for (const auto& object : objects_) {
     const Object& o = *object;
     const cv::Point2d c = o.Center(t);
-    const double angle = o.Angle(t), s = o.Scale(t);
+    const double angle = o.Angle(t);
     const double ca = std::cos(angle), sa = std::sin(angle);
-    // Fragments: the outline cut by the object's local x = 0 line; each half moves apart.
-    std::vector<std::pair<std::vector<cv::Point2d>, double>> parts;  // (outline, offset along local x)
-    if (o.split_frame >= 0 && t >= o.split_frame) {
-      const double gap = (t - o.split_frame + 1) * o.split_speed / s;
-      std::vector<cv::Point2d> left, right;
-      for (const auto& q : o.outline) (q.x < 0 ? left : right).push_back(q);
-      if (!left.empty()) parts.emplace_back(left, -gap);
-      if (!right.empty()) parts.emplace_back(right, gap);
-    } else {
-      parts.emplace_back(o.outline, 0.0);
-    }
-    cv::Mat mask = cv::Mat::zeros(h, w, CV_8UC1);
-    for (const auto& [outline, offset] : parts) {
-      std::vector<cv::Point> pts;
-      for (const auto& q : outline) {
-        const double lx = (q.x + offset) * s, ly = q.y * s;
-        pts.emplace_back(static_cast<int>(std::lround(c.x + ca * lx - sa * ly)),
-                         static_cast<int>(std::lround(c.y + sa * lx + ca * ly)));
-      }
-      if (pts.size() >= 3) cv::fillPoly(mask, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(1), cv::LINE_8);
-    }
+    const cv::Mat mask = ObjectMask(o, t);
     const cv::Vec3d drift_shift = o.drift * t * cv::Vec3d(0.8, -0.5, 0.3);
     for (int y = 0; y < h; ++y) {
       const uint8_t* m = mask.ptr<uint8_t>(y);
@@ -302,6 +325,9 @@ std::unique_ptr<VideoSource> MakeSyntheticSource(const SynthParams& params) {
 void WriteSyntheticClip(const SynthParams& params, const std::string& dir, const SynthWriteOptions& options) {
   namespace fs = std::filesystem;
   SyntheticClip clip(params);
+  if (options.mp4 && (params.width % 2 || params.height % 2))
+    throw Error("an H.264 MP4 (4:2:0) needs an even frame size, got " + std::to_string(params.width) + "x" +
+                std::to_string(params.height));
   const fs::path images = fs::path(dir) / "JPEGImages", annotations = fs::path(dir) / "Annotations";
   fs::create_directories(images);
   fs::create_directories(annotations);

@@ -3,9 +3,11 @@
 // A textured background and K textured objects (ellipses, polygons, blobs) that move
 // smoothly, rotate and change scale, occlude each other by a fixed depth order, leave the
 // frame and come back; optionally their colours drift and they split into fragments. Every
-// frame is computed from (params, index) alone, so any frame of a long clip is available in
-// constant time, and the same seed gives the same bytes on every machine (own SplitMix64
-// random numbers, no std:: distributions).
+// frame is computed from (params, index) alone, so any frame of a long clip (thousands of
+// frames) is available in constant time and memory, and the same seed gives the same bytes
+// (own SplitMix64 random numbers, no std:: distributions, whose output differs between
+// standard libraries; floating-point maths from libm/OpenCV may still round differently on
+// another CPU or library version).
 //
 //   litseg::SynthParams p;  p.frames = 100;  p.objects = 3;  p.seed = 7;
 //   litseg::SyntheticClip clip(p);
@@ -48,11 +50,19 @@ class SyntheticClip {
  public:
   explicit SyntheticClip(const SynthParams& params);
   SynthFrame Render(int index) const;
+  // The whole silhouette of object `id` (1..objects) in frame `index`, hidden parts
+  // included (CV_8UC1, 1 inside, 0 outside); Render's labels are these masks painted
+  // back to front.
+  cv::Mat AmodalMask(int index, int id) const;
+  // Object ids from the farthest to the nearest (the painting order).
+  std::vector<int> DepthOrder() const;
   const SynthParams& params() const { return params_; }
 
   struct Object;  // motion, shape and texture of one object (synthetic.cc)
 
  private:
+  cv::Mat ObjectMask(const Object& object, int index) const;
+
   SynthParams params_;
   cv::Mat background_;  // CV_32FC3, RGB in [0, 255]
   std::vector<std::shared_ptr<const Object>> objects_;  // back to front

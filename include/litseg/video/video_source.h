@@ -2,8 +2,14 @@
 //
 // Sources: video files through FFmpeg, folders of numbered JPEG/PNG frames (DAVIS and
 // SA-V layouts), and the deterministic synthetic generator. Frames are addressed by a
-// 0-based index; ReadFrame(k) returns exactly the pixels of frame k of a sequential decode,
-// whatever was read before (frame-accurate random access).
+// 0-based index in presentation order; ReadFrame(k) returns exactly the pixels of frame k
+// of a sequential decode, whatever was read before (frame-accurate random access).
+//
+// Video files: any codec and container this FFmpeg decodes (H.264, H.265, VP9, AV1, MJPEG,
+// MPEG-2/4, ... in MP4/MOV, Matroska/WebM, AVI, MPEG-TS/PS, raw streams), any pixel format
+// (converted to RGB), rotation metadata applied, variable frame rates timed per frame.
+// Opening reads the file's packets once (and, for files without usable timestamps such as
+// raw .h264 streams, decodes it once); reading in order never seeks. See ffmpeg_source.cc.
 //
 //   auto source = litseg::OpenVideoSource("clip.mp4");
 //   const litseg::VideoInfo& info = source->info();
@@ -30,10 +36,18 @@ struct VideoInfo {
   int frame_count = 0;      // number of decodable frames
   double fps = 0.0;         // average frame rate (nominal for frame folders)
   int rotation_degrees = 0; // clockwise rotation applied from the container metadata
-  // The file ends early or has damaged data: frame_count counts the frames up to the damage
-  // and `warning` says where decoding stops.
+  // The file ends early or has damaged data. frame_count then counts only the frames that
+  // decode (every index below it reads, pixel-identical to the same frame of the complete
+  // file), and `warning` says where and why the clip stops.
   bool truncated = false;
   std::string warning;
+};
+
+// What a source did to serve its reads (for benchmarks and tests; zero for sources that
+// do not decode a stream).
+struct DecodeStats {
+  int64_t seeks = 0;           // container seeks (a sequential read never seeks)
+  int64_t frames_decoded = 0;  // frames the decoder produced, including ones passed over
 };
 
 class VideoSource {
@@ -48,6 +62,8 @@ class VideoSource {
 
   // Presentation time of frame `index` in seconds from the first frame.
   virtual double FrameTime(int index) const = 0;
+
+  virtual DecodeStats decode_stats() const { return {}; }
 };
 
 struct VideoOpenOptions {

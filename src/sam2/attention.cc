@@ -9,6 +9,7 @@
 #include <torch/version.h>
 
 #include "litseg/core/error.h"
+#include "litseg/sam2/precision.h"
 
 namespace litseg::sam2 {
 namespace {
@@ -43,6 +44,32 @@ torch::Tensor MathWithGrad(const torch::Tensor& q, const torch::Tensor& k, const
     parts.push_back(torch::matmul(torch::softmax(torch::matmul(qc, kt) * scale, -1), v));
   }
   return torch::cat(parts, -2);
+}
+
+// bf16 path (PrecisionScope, or reduced-precision inputs). The scores q k^T are computed and
+// kept in float32: rounding them to bf16 would move large logits by whole units and change
+// the softmax noticeably (fused GPU kernels also keep scores in float32). The softmax is
+// float32; the probabilities and values enter the second product as bf16. The result has
+// q's dtype. Queries are processed in blocks like the math path.
+torch::Tensor MathReducedPrecision(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   double scale, int64_t max_scores) {
+  const auto low = q.scalar_type() == at::kFloat ? at::kBFloat16 : q.scalar_type();
+  const torch::Tensor qf = q.to(at::kFloat), kt = k.to(at::kFloat).transpose(-2, -1), vl = v.to(low);
+  const int64_t batch = q.numel() / std::max<int64_t>(1, q.size(-2) * q.size(-1));
+  const int64_t lq = q.size(-2), lk = k.size(-2);
+  const int64_t rows = std::max<int64_t>(1, max_scores / std::max<int64_t>(1, batch * lk));
+  auto block = [&](const torch::Tensor& qc) {
+    const torch::Tensor probs = torch::softmax(at::matmul(qc, kt).mul_(scale), -1).to(low);
+    return at::matmul(probs, vl);
+  };
+  if (rows >= lq) return block(qf).to(q.scalar_type());
+  std::vector<torch::Tensor> parts;
+  for (int64_t r = 0; r < lq; r += rows) parts.push_back(block(qf.narrow(-2, r, std::min(rows, lq - r))));
+  return torch::cat(parts, -2).to(q.scalar_type());
+}
+
+bool UseReducedPrecision(const torch::Tensor& q) {
+  return InReducedPrecision() || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
 }
 
 // Inference path on 4-D [B, heads, L, D] views: every product writes into a reused score
@@ -105,6 +132,7 @@ torch::Tensor ScaledDotProductAttentionMath(const torch::Tensor& q, const torch:
   CheckShapes(q, k, v);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t max_scores = std::max<int64_t>(1, options.max_score_elements);
+  if (UseReducedPrecision(q)) return MathReducedPrecision(q, k, v, scale, max_scores);
   if (NeedsGrad(q, k, v)) return MathWithGrad(q, k, v, scale, max_scores);
   std::vector<int64_t> out_shape(q.sizes().begin(), q.sizes().end());
   out_shape.back() = v.size(-1);
@@ -128,8 +156,11 @@ void ScaledDotProductAttentionInto(const torch::Tensor& q, const torch::Tensor& 
   out.copy_(at::scaled_dot_product_attention(q, k, v));
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  int64_t max_scores = std::max<int64_t>(1, options.max_score_elements);
-  if (const char* env = std::getenv("LITSEG_TUNE_SCORES")) max_scores = std::atoll(env);  // TUNING ONLY
+  const int64_t max_scores = std::max<int64_t>(1, options.max_score_elements);
+  if (UseReducedPrecision(q)) {
+    out.copy_(MathReducedPrecision(q, k, v, scale, max_scores));
+    return;
+  }
   if (NeedsGrad(q, k, v)) {
     out.copy_(MathWithGrad(q, k, v, scale, max_scores));
     return;

@@ -5,6 +5,7 @@
 
 #include "litseg/core/error.h"
 #include "litseg/sam2/attention.h"
+#include "litseg/sam2/precision.h"
 
 namespace litseg::sam2 {
 namespace {
@@ -18,6 +19,12 @@ torch::Tensor ApplyLinear(const torch::Tensor& x, const torch::nn::Linear& linea
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = w.size(0);
   const torch::Tensor flat = x.reshape({-1, x.size(-1)});
+  if (InReducedPrecision() && x.scalar_type() == torch::kFloat32) {
+    // bf16 path: bf16 operands, float32 accumulation inside oneDNN, float32 result.
+    const torch::Tensor y = at::addmm(linear->bias.to(torch::kBFloat16), flat.to(torch::kBFloat16),
+                                      w.to(torch::kBFloat16).t());
+    return y.to(torch::kFloat32).view(out_shape);
+  }
   return at::addmm(linear->bias, flat, w.t()).view(out_shape);
 }
 
@@ -196,6 +203,8 @@ WindowedTokens MultiScaleBlockImpl::Forward(const WindowedTokens& input) {
   torch::Tensor shortcut = x.data;
   if (spec.dim != spec.dim_out) {
     shortcut = ApplyLinear(normed.data, proj);
+    // bf16 path: the residual stream stays float32 (LayerNorm needs float32 input here).
+    if (shortcut.scalar_type() != x.data.scalar_type()) shortcut = shortcut.to(x.data.scalar_type());
     if (spec.q_pool)
       shortcut = PoolWindows(shortcut.view({windows, wh, ww, c}), q_stride).view({windows, out_tokens, c});
   } else if (spec.q_pool) {
@@ -217,13 +226,14 @@ WindowedTokens MultiScaleBlockImpl::Forward(const WindowedTokens& input) {
 
   const bool grad = torch::GradMode::is_enabled();
   torch::Tensor h = ApplyLinear(attended, attn->proj);
-  h = grad ? h + shortcut : h.add_(shortcut);
+  // bf16 path: a reduced-precision product plus the float32 residual promotes to float32.
+  h = grad || h.scalar_type() != shortcut.scalar_type() ? h + shortcut : h.add_(shortcut);
   out.data = h;
   // With padding, leave window order before the MLP (the bulk of the work) so that it runs
   // on real tokens only; the next block partitions again.
   if (out.padded()) out = WindowedTokens::FromSpatial(out.ToSpatial(), out.height, out.width);
   torch::Tensor m = mlp->forward(at::layer_norm(out.data, {spec.dim_out}, norm2->weight, norm2->bias, eps));
-  out.data = grad ? m + out.data : m.add_(out.data);
+  out.data = grad || m.scalar_type() != out.data.scalar_type() ? m + out.data : m.add_(out.data);
   return out;
 }
 

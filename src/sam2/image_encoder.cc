@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "litseg/core/error.h"
+#include "litseg/sam2/precision.h"
 
 namespace litseg::sam2 {
 namespace {
@@ -39,7 +40,7 @@ FpnNeckImpl::FpnNeckImpl(const FpnNeckConfig& c) : config(c) {
 torch::Tensor FpnNeckImpl::Lateral(const torch::Tensor& x, const torch::nn::Conv2dImpl& conv) const {
   const bool pointwise = config.kernel_size == 1 && config.stride == 1 && config.padding == 0;
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  if (!pointwise || torch::GradMode::is_enabled() || x.stride(1) != 1 || x.stride(3) != c || x.stride(2) != w * c) {
+  if (!pointwise || torch::GradMode::is_enabled() || InReducedPrecision() || x.stride(1) != 1 || x.stride(3) != c || x.stride(2) != w * c) {
     return F::conv2d(x, conv.weight, F::Conv2dFuncOptions().bias(conv.bias).stride(config.stride).padding(config.padding));
   }
   const int64_t d = conv.weight.size(0);

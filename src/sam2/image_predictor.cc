@@ -65,6 +65,10 @@ std::vector<ImagePrediction> ImagePredictor::PredictBatch(const std::vector<Imag
   MaskDecoderOutput out = model_->sam_mask_decoder->forward(image_embed_, model_->sam_prompt_encoder->GetDensePe(),
                                                             embeddings.sparse, embeddings.dense, multimask,
                                                             /*repeat_image=*/batched, high_res_);
+  // The bf16 path returns reduced-precision logits and scores; results are float32.
+  for (torch::Tensor* t : {&out.masks, &out.iou_pred, &out.object_score_logits, &out.raw.masks, &out.raw.iou_pred,
+                           &out.raw.object_score_logits, &out.raw.mask_tokens_out, &out.sam_tokens_out})
+    if (t->defined() && t->scalar_type() != torch::kFloat32) *t = t->to(torch::kFloat32);
   // postprocess_masks: bilinear (align_corners=False) straight to the original size.
   torch::Tensor full = F::interpolate(out.masks, F::InterpolateFuncOptions()
                                                      .size(std::vector<int64_t>{height_, width_})

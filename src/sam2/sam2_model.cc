@@ -39,6 +39,14 @@ ImageFeatures Sam2ModelImpl::ForwardImage(const torch::Tensor& image, const Trac
     features.backbone_fpn[0] = projected[0];
     features.backbone_fpn[1] = projected[1];
   }
+  // The bf16 path computes products in bf16; features are handed on (and cached) in float32
+  // so that every consumer sees one dtype.
+  auto to_float = [](torch::Tensor& t) {
+    if (t.defined() && t.scalar_type() != torch::kFloat32) t = t.to(torch::kFloat32);
+  };
+  to_float(features.vision_features);
+  for (auto& t : features.backbone_fpn) to_float(t);
+  for (auto& t : features.vision_pos_enc) to_float(t);
   return features;
 }
 

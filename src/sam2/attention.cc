@@ -54,7 +54,8 @@ torch::Tensor MathWithGrad(const torch::Tensor& q, const torch::Tensor& k, const
 torch::Tensor MathReducedPrecision(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    double scale, int64_t max_scores) {
   const auto low = q.scalar_type() == at::kFloat ? at::kBFloat16 : q.scalar_type();
-  const torch::Tensor qf = q.to(at::kFloat), kt = k.to(at::kFloat).transpose(-2, -1), vl = v.to(low);
+  // oneDNN's fast bf16 kernels need plain layouts: strided operands fall back to slow loops.
+  const torch::Tensor qf = q.to(at::kFloat), kt = k.to(at::kFloat).transpose(-2, -1), vl = v.to(low).contiguous();
   const int64_t batch = q.numel() / std::max<int64_t>(1, q.size(-2) * q.size(-1));
   const int64_t lq = q.size(-2), lk = k.size(-2);
   const int64_t rows = std::max<int64_t>(1, max_scores / std::max<int64_t>(1, batch * lk));

@@ -21,9 +21,9 @@ torch::Tensor ApplyLinear(const torch::Tensor& x, const torch::nn::Linear& linea
   const torch::Tensor flat = x.reshape({-1, x.size(-1)});
   if (InReducedPrecision() && x.scalar_type() == torch::kFloat32) {
     // bf16 path: bf16 operands, float32 accumulation inside oneDNN, float32 result.
-    const torch::Tensor y = at::addmm(linear->bias.to(torch::kBFloat16), flat.to(torch::kBFloat16),
-                                      w.to(torch::kBFloat16).t());
-    return y.to(torch::kFloat32).view(out_shape);
+    // (oneDNN's bf16 mm is ~2x faster than bf16 addmm here; the bias is added in float32.)
+    const torch::Tensor y = at::mm(flat.to(torch::kBFloat16).contiguous(), w.to(torch::kBFloat16).t());
+    return y.to(torch::kFloat32).add_(linear->bias).view(out_shape);
   }
   return at::addmm(linear->bias, flat, w.t()).view(out_shape);
 }

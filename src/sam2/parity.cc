@@ -3,15 +3,16 @@
 #include <map>
 #include <optional>
 
-#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "litseg/core/error.h"
 #include "litseg/sam2/image_predictor.h"
 #include "litseg/sam2/parity.h"
+#include "litseg/sam2/precision.h"
 #include "litseg/sam2/safetensors.h"
 #include "litseg/sam2/sam2_model.h"
+#include "parity_internal.h"
 
 namespace litseg::sam2 {
 namespace {
@@ -27,30 +28,6 @@ Json ReadJson(const fs::path& path) {
     throw Error(path.string() + " is not valid JSON: " + e.what());
   }
 }
-
-// Enables bf16 autocast on the CPU for the lifetime of the guard (LibTorch 1.13 and 2.x).
-class Bf16AutocastGuard {
- public:
-  explicit Bf16AutocastGuard(bool enable, const torch::Device& device) : enabled_(enable), cuda_(device.is_cuda()) {
-    if (!enabled_) return;
-    if (cuda_) {
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    }
-  }
-  ~Bf16AutocastGuard() {
-    if (!enabled_) return;
-    if (cuda_) at::autocast::set_enabled(false);
-    else at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-  bool cuda_;
-};
 
 double ToleranceFor(const std::string& tensor, const ParityTolerances& tol) {
   if (tensor.find("iou") != std::string::npos) return tol.ious;
@@ -226,7 +203,7 @@ ParityReport RunParity(const ParityOptions& options, const ParityProgressFn& pro
   ParityCollector out(progress);
 
   Sam2Model model = LoadSam2Model(config, weights, options.device);
-  Bf16AutocastGuard autocast(options.bf16, device);
+  PrecisionScope precision(options.bf16 ? Precision::kBFloat16 : Precision::kFloat32, device);
   ImagePredictor predictor(model);
   const TensorMap inputs = ReadSafetensors(golden_dir / "inputs.safetensors").tensors;
 
@@ -241,13 +218,8 @@ ParityReport RunParity(const ParityOptions& options, const ParityProgressFn& pro
                            tol, out);
   }
 
-  // Video-predictor cases need the tracker (memory attention over stored memories, object
-  // pointers, conditioning-frame bookkeeping), which this build does not have yet.
-  if (manifest.contains("video")) {
-    for (const auto& call : manifest["video"].value("calls", Json::array()))
-      out.Skip(call.value("scenario", std::string("video")) + "." + call.value("tag", std::string("?")), "*",
-               "video-predictor replay is not implemented in this build (tracker pending)");
-  }
+  // Video-predictor cases: replayed on the tracker (parity_video.cc).
+  RunVideoParityCases(model, manifest, golden_dir, inputs, tol, out);
   report.records = out.TakeRecords();
   return report;
 }

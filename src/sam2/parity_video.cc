@@ -1,4 +1,5 @@
 // Video-predictor parity: replays the manifest's SAM2VideoPredictor calls on the tracker.
+// Debugging aid: LITSEG_PARITY_DUMP=<file.safetensors> writes every compared tensor of ours.
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -47,9 +48,16 @@ class VideoReplay {
       head_calls_[Key(h.at("scenario"), h.at("pass"), h.at("frame"), h.at("obj"))] = h;
     for (const auto& m : video.value("memory_attention_calls", Json::array()))
       memattn_calls_[Key(m.at("scenario"), m.at("pass"), m.at("frame"), m.at("obj"))] = m;
-    const Json& size = manifest_.at("input_frames").at("size_WH");
-    width_ = size[0].get<int>();
-    height_ = size[1].get<int>();
+    // The video size: the manifest's, else that of the stored frames [N, H, W, 3].
+    const Json size = manifest_.value("input_frames", Json::object()).value("size_WH", Json());
+    if (size.is_array() && size.size() == 2) {
+      width_ = size[0].get<int>();
+      height_ = size[1].get<int>();
+    } else {
+      const torch::Tensor& frames = inputs_.At("frames_u8");
+      width_ = static_cast<int>(frames.size(2));
+      height_ = static_cast<int>(frames.size(1));
+    }
   }
 
   void Run() {

@@ -258,6 +258,11 @@ torch::Tensor VideoTracker::AddInput(int frame, int object_id, const PointPrompt
   PrecisionScope precision(options_.precision, model_->parameters().front().device());
   const bool created = FindObject(object_id) == nullptr;
   ObjectState& o = GetOrCreateObject(object_id);
+  // Inputs of the frame before this call, restored if the step fails.
+  std::optional<PointPrompt> old_points;
+  std::optional<torch::Tensor> old_mask;
+  if (auto it = o.point_inputs.find(frame); it != o.point_inputs.end()) old_points = it->second;
+  if (auto it = o.mask_inputs.find(frame); it != o.mask_inputs.end()) old_mask = it->second;
   try {
     if (points) {
       o.point_inputs[frame] = *points;
@@ -303,7 +308,14 @@ torch::Tensor VideoTracker::AddInput(int frame, int object_id, const PointPrompt
     StoreResult(o, frame, ToVideoRes(step.output.pred_masks));
     return Consolidate(frame, is_cond);
   } catch (...) {
-    if (created) objects_.pop_back();
+    if (created) {
+      objects_.pop_back();
+    } else {
+      o.point_inputs.erase(frame);
+      o.mask_inputs.erase(frame);
+      if (old_points) o.point_inputs[frame] = *old_points;
+      if (old_mask) o.mask_inputs[frame] = *old_mask;
+    }
     throw;
   }
 }

@@ -21,7 +21,7 @@ function(litseg_add_test name)
     set(ARG_TIMEOUT 600)
   endif()
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} litseg_test_common GTest::gtest GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} litseg_test_common)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   # gtest_discover_tests writes every list element as a separate argument of
   # set_tests_properties: an empty LABELS value would swallow the next property name, and a
@@ -40,6 +40,8 @@ function(litseg_add_test name)
 endfunction()
 
 if(LITSEG_BUILD_TESTS AND NOT TARGET litseg_test_common)
-  add_library(litseg_test_common INTERFACE)
-  target_include_directories(litseg_test_common INTERFACE ${PROJECT_SOURCE_DIR}/tests)
+  # The shared test helpers and main() (which selects the BLAS kernels as the programs do).
+  add_library(litseg_test_common STATIC ${PROJECT_SOURCE_DIR}/tests/common/test_main.cc)
+  target_include_directories(litseg_test_common PUBLIC ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(litseg_test_common PUBLIC litseg::core GTest::gtest)
 endif()

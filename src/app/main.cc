@@ -13,6 +13,7 @@
 #include "litseg/core/runtime.h"
 
 int main(int argc, char** argv) {
+  litseg::SelectBlasKernels(argv);  // may restart the process once (see runtime.h)
   QApplication app(argc, argv);
   QApplication::setApplicationName("litseg");
   QApplication::setApplicationVersion("0.1.0");

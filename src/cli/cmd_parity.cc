@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "litseg/core/runtime.h"
 #include "litseg/core/error.h"
 #include "litseg/sam2/parity.h"
 
@@ -37,8 +38,10 @@ int RunParityCommand(const std::vector<std::string>& argv) {
     std::printf("%-28s %-52s %12.3g %10.1g  %s%s%s\n", r.case_name.c_str(), r.tensor.c_str(), r.max_abs_diff,
                 r.tolerance, r.status.c_str(), r.detail.empty() ? "" : "  ", r.detail.c_str());
   });
-  std::printf("\nparity %s on %s: %d passed, %d failed, %d skipped\n", report.golden_dir.c_str(),
-              report.device.c_str(), report.passed(), report.failed(), report.skipped());
+  const std::string blas = BlasKernelName();
+  std::printf("\nparity %s on %s%s: %d passed, %d failed, %d skipped\n", report.golden_dir.c_str(),
+              report.device.c_str(), blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str(),
+              report.passed(), report.failed(), report.skipped());
   if (!json_path.empty()) {
     std::ofstream out(json_path);
     out << report.ToJson() << "\n";

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <thread>
 
+#include "litseg/core/runtime.h"
+
 namespace litseg::cli {
 
 std::string MachineDescription() {
@@ -23,8 +25,10 @@ std::string MachineDescription() {
       break;
     }
   }
+  const std::string blas = BlasKernelName();
   return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " hardware threads, " +
-         std::to_string((mem_kb + 512 * 1024) / (1024 * 1024)) + " GiB RAM";
+         std::to_string((mem_kb + 512 * 1024) / (1024 * 1024)) + " GiB RAM" +
+         (blas.empty() ? std::string() : ", OpenBLAS " + blas + " kernels");
 }
 
 std::string TodayUtc() {

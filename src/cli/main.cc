@@ -50,6 +50,7 @@ const Command* Find(const std::string& name) {
 
 int main(int argc, char** argv) {
   using namespace litseg::cli;
+  litseg::SelectBlasKernels(argv);  // may restart the process once (see runtime.h)
   std::vector<std::string> args(argv + 1, argv + argc);
 
   litseg::RuntimeOptions runtime;

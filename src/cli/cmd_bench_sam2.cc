@@ -12,11 +12,13 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <random>
 
 #include <time.h>
 
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "cli/args.h"
 #include "cli/command.h"
@@ -154,6 +156,7 @@ int RunBenchPrompt(const std::vector<std::string>& argv) {
   const int warmup = args.Int("--warmup", 3);
   const int width = args.Int("--width", 1280), height = args.Int("--height", 720);
   const bool multimask = !args.Flag("--single-mask");
+  const std::string profile_path = args.String("--profile", "");
   args.Finish();
   if (reps < 1 || warmup < 0) throw Error("--reps must be >= 1 and --warmup >= 0");
 
@@ -171,7 +174,11 @@ int RunBenchPrompt(const std::vector<std::string>& argv) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> px(0.f, static_cast<float>(width - 1)), py(0.f, static_cast<float>(height - 1));
   std::vector<double> ms, cpu_ms;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
   for (int i = 0; i < warmup + reps; ++i) {
+    // --profile: a Chrome trace (chrome://tracing, Perfetto) of the timed clicks' operators.
+    if (i == warmup && !profile_path.empty())
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
     sam2::ImagePrompt prompt;
     prompt.points = {{px(rng), py(rng), 1}};
     prompt.multimask = multimask;
@@ -185,6 +192,8 @@ int RunBenchPrompt(const std::vector<std::string>& argv) {
       cpu_ms.push_back(cpu * 1e3);
     }
   }
+  profile.reset();
+  if (!profile_path.empty()) std::printf("profile:     %s (Chrome trace)\n", profile_path.c_str());
   std::printf("click->mask: median %.1f ms, p90 %.1f ms, min %.1f ms over %d clicks (%s, mask %dx%d)\n",
               Quantile(ms, 0.5), Quantile(ms, 0.9), Quantile(ms, 0.0), reps, multimask ? "multimask" : "single mask",
               width, height);

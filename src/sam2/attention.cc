@@ -83,7 +83,11 @@ void MathNoGradInto(const torch::Tensor& q, const torch::Tensor& k, const torch:
   const auto options = q.options();
   if (lq * lk <= max_scores) {
     const int64_t group = std::min<int64_t>(batch, std::max<int64_t>(1, max_scores / (lq * lk)));
-    torch::Tensor scores = torch::empty({group, lq, lk}, options);
+    // zeros, not empty: LibTorch 1.13's small-matrix baddbmm kernel (contraction x rows x cols
+    // < 400, e.g. 7 tokens x 7 tokens x 8 channels in the micro decoder) computes
+    // beta * out + alpha * acc even for beta = 0, so NaN left in fresh memory would poison the
+    // scores. Later heads reuse the buffer with finite contents.
+    torch::Tensor scores = torch::zeros({group, lq, lk}, options);
     torch::Tensor probs = torch::empty({group, lq, lk}, options);
     for (int64_t h = 0; h < heads; ++h) {
       const torch::Tensor qh = q.select(1, h), kth = k.select(1, h).transpose(1, 2), vh = v.select(1, h);
@@ -101,7 +105,7 @@ void MathNoGradInto(const torch::Tensor& q, const torch::Tensor& k, const torch:
     return;
   }
   const int64_t rows = std::min<int64_t>(lq, std::max<int64_t>(1, max_scores / lk));
-  torch::Tensor scores = torch::empty({rows, lk}, options);
+  torch::Tensor scores = torch::zeros({rows, lk}, options);  // see above (beta = 0 reads it)
   torch::Tensor probs = torch::empty({rows, lk}, options);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t h = 0; h < heads; ++h) {

@@ -64,6 +64,35 @@ MaskDecoderImpl::MaskDecoderImpl(const Sam2Config& model_config)
   }
 }
 
+namespace {
+
+// ConvTranspose2d with kernel 2 and stride 2, plus a skip connection, as one matrix product.
+// The 2x2 output cells do not overlap, so every output pixel is a plain sum over the input
+// channels: out[b, o, 2i+u, 2j+v] = bias[o] + sum_c x[b, c, i, j] * weight[c, o, u, v] +
+// skip[b, o, 2i+u, 2j+v]. LibTorch 1.13 runs this layer through slow_conv_transpose2d
+// (im2col + col2im), about 25 ms of a 70 ms click-to-mask at 64x64x256; as a product it is a
+// few ms. x: [B, Cin, h, w]; weight: [Cin, Cout, 2, 2]; skip: [B, Cout, 2h, 2w] or undefined.
+torch::Tensor ConvTranspose2x2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                               const torch::Tensor& skip) {
+  const int64_t batch = x.size(0), in_channels = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t out_channels = weight.size(1);
+  // [B*h*w, Cin]: a view for batch 1 (the transformer hands over pixel rows), else a copy.
+  const torch::Tensor rows = x.flatten(2).transpose(1, 2).reshape({batch * h * w, in_channels});
+  const torch::Tensor weights = weight.reshape({in_channels, out_channels * 4});
+  const torch::Tensor cells =
+      bias.defined() ? torch::addmm(bias.view({out_channels, 1}).expand({out_channels, 4}).reshape({out_channels * 4}),
+                                    rows, weights)
+                     : torch::mm(rows, weights);
+  const torch::Tensor grid = cells.view({batch, h, w, out_channels, 2, 2}).permute({0, 3, 1, 4, 2, 5});
+  if (!skip.defined()) return grid.reshape({batch, out_channels, 2 * h, 2 * w});
+  // The skip features may be shared by all prompt sets (batch 1). Skip first: the sum then
+  // takes the skip's NCHW layout, so the reshape below is a view, not a second pass.
+  const torch::Tensor skip_cells = skip.view({skip.size(0), out_channels, h, 2, w, 2});
+  return (skip_cells + grid).reshape({batch, out_channels, 2 * h, 2 * w});
+}
+
+}  // namespace
+
 std::vector<torch::Tensor> MaskDecoderImpl::ProjectHighResFeatures(const torch::Tensor& fpn0, const torch::Tensor& fpn1) {
   if (!config.use_high_res_features) throw Error("mask decoder: this model does not use high-resolution features");
   if (!fpn0.defined() || fpn0.dim() != 4 || fpn0.size(1) != transformer_dim || !fpn1.defined() || fpn1.dim() != 4 ||
@@ -114,9 +143,10 @@ MaskDecoderRawOutput MaskDecoderImpl::PredictMasks(const torch::Tensor& image_em
   const torch::Tensor output_tokens = torch::cat(token_parts, 0).unsqueeze(0).expand({batch, -1, -1});
   const torch::Tensor tokens = torch::cat({output_tokens, sparse}, 1);
 
-  torch::Tensor src = repeat_image ? image_embeddings.repeat_interleave(batch, 0) : image_embeddings;
+  // With one prompt set there is nothing to repeat (repeat_interleave would copy anyway).
+  torch::Tensor src = repeat_image && batch > 1 ? image_embeddings.repeat_interleave(batch, 0) : image_embeddings;
   src = src + dense;
-  const torch::Tensor pos_src = image_pe.repeat_interleave(batch, 0);
+  const torch::Tensor pos_src = batch > 1 ? image_pe.repeat_interleave(batch, 0) : image_pe;
 
   auto [hs, image_tokens] = transformer->forward(src, pos_src, tokens);
   const torch::Tensor iou_token_out = hs.select(1, first);
@@ -131,8 +161,8 @@ MaskDecoderRawOutput MaskDecoderImpl::PredictMasks(const torch::Tensor& image_em
     auto dc1 = output_upscaling->ptr<torch::nn::ConvTranspose2dImpl>(0);
     auto ln1 = output_upscaling->ptr<LayerNorm2dImpl>(1);
     auto dc2 = output_upscaling->ptr<torch::nn::ConvTranspose2dImpl>(3);
-    upscaled = torch::gelu(ln1->forward(dc1->forward(upscaled) + high_res[1]));
-    upscaled = torch::gelu(dc2->forward(upscaled) + high_res[0]);
+    upscaled = torch::gelu(ln1->forward(ConvTranspose2x2(upscaled, dc1->weight, dc1->bias, high_res[1])));
+    upscaled = torch::gelu(ConvTranspose2x2(upscaled, dc2->weight, dc2->bias, high_res[0]));
   }
 
   std::vector<torch::Tensor> hyper_in;

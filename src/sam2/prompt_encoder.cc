@@ -1,4 +1,5 @@
 #include "litseg/sam2/prompt_encoder.h"
+#include "litseg/sam2/precision.h"
 
 #include <cmath>
 #include <sstream>
@@ -219,7 +220,19 @@ PromptEmbeddings PromptEncoderImpl::forward(const torch::Tensor& points, const t
 }
 
 torch::Tensor PromptEncoderImpl::GetDensePe() const {
-  return pe_layer->forward(embedding_h, embedding_w).unsqueeze(0);
+  // Every decoder call needs it (each click, each object on each tracked frame), and the
+  // sin/cos grid costs about 1 ms at 64x64x256.
+  // Under CUDA autocast the grid comes out in reduced precision: not cached.
+  if (InReducedPrecision()) return pe_layer->forward(embedding_h, embedding_w).unsqueeze(0);
+  const torch::Tensor& gaussian = pe_layer->positional_encoding_gaussian_matrix;
+  std::lock_guard<std::mutex> lock(dense_pe_mutex_);
+  if (!dense_pe_.defined() || dense_pe_source_ != gaussian.data_ptr() || dense_pe_version_ != gaussian._version()) {
+    torch::NoGradGuard no_grad;
+    dense_pe_ = pe_layer->forward(embedding_h, embedding_w).unsqueeze(0);
+    dense_pe_source_ = gaussian.data_ptr();
+    dense_pe_version_ = gaussian._version();
+  }
+  return dense_pe_;
 }
 
 }  // namespace litseg::sam2

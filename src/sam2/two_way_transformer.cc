@@ -132,11 +132,13 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(const 
   }
   queries = norm1->forward(queries);
 
+  // keys + key_pe is the same in both cross-attentions (keys change only at the end).
+  const torch::Tensor keys_with_pe = keys + key_pe;
+
   // Tokens attend to the image.
   {
     const torch::Tensor q = queries + query_pe;
-    const torch::Tensor k = keys + key_pe;
-    queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
+    queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, keys_with_pe, keys));
   }
 
   queries = norm3->forward(queries + mlp->forward(queries));
@@ -144,8 +146,7 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(const 
   // The image attends to the tokens.
   {
     const torch::Tensor q = queries + query_pe;
-    const torch::Tensor k = keys + key_pe;
-    keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
+    keys = norm4->forward(keys + cross_attn_image_to_token->forward(keys_with_pe, q, queries));
   }
   return {queries, keys};
 }
@@ -180,8 +181,10 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const tor
     throw Error("two-way transformer: " + std::to_string(point_embedding.size(0)) + " prompt sets for " +
                 std::to_string(image_embedding.size(0)) + " image embeddings");
   // [B, C, H, W] -> [B, HW, C]
-  const torch::Tensor image_tokens = image_embedding.flatten(2).permute({0, 2, 1});
-  const torch::Tensor image_pos = image_pe.flatten(2).permute({0, 2, 1});
+  // [B, C, H, W] -> [B, HW, C], made contiguous once: the blocks' outputs are contiguous, and
+  // adding a contiguous tensor to a transposed one is several times slower than a copy.
+  const torch::Tensor image_tokens = image_embedding.flatten(2).permute({0, 2, 1}).contiguous();
+  const torch::Tensor image_pos = image_pe.flatten(2).permute({0, 2, 1}).contiguous();
 
   torch::Tensor queries = point_embedding, keys = image_tokens;
   for (auto& block : blocks) std::tie(queries, keys) = block->forward(queries, keys, point_embedding, image_pos);

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "lit_test_util.h"
 #include "litseg/core/error.h"
 #include "litseg/core/mask_ops.h"
@@ -300,17 +302,26 @@ TEST_F(LitSessionTest, PaperPresetEndToEndOnARealSequence) {
   ASSERT_GE(r.reports.size(), 1u);
   EXPECT_TRUE(r.reports.front().new_adapter);
   EXPECT_EQ(r.reports.front().steps, 100);
-  int adapters = 0;
+  int adapters = 0, fine_tunes = 0, fine_tunes_downhill = 0;
   for (const auto& rep : r.reports) {
     adapters += rep.new_adapter;
     EXPECT_EQ(rep.steps, rep.new_adapter ? 100 : 20);
-    EXPECT_LT(rep.loss_after, rep.loss_before);  // 20-100 epochs always go downhill here
+    EXPECT_TRUE(std::isfinite(rep.loss_before) && std::isfinite(rep.loss_after));
+    if (rep.new_adapter) {
+      EXPECT_LT(rep.loss_after, rep.loss_before);  // 100 epochs on its own correction
+    } else {
+      // A fine-tune minimises the joint loss of this correction and the replayed ones, so the
+      // loss on this correction alone may rise a little (seen: 83.62 -> 83.92); most go down.
+      ++fine_tunes;
+      fine_tunes_downhill += rep.loss_after < rep.loss_before;
+    }
     std::printf("  frame %d adapter %d%s: loss %.3f -> %.3f, IoU %.3f -> %.3f, %.0f ms\n", rep.frame,
                 rep.adapter_index, rep.new_adapter ? " (new)" : "", rep.loss_before, rep.loss_after, rep.iou_before,
                 rep.iou_after, rep.train_ms);
   }
   EXPECT_GE(adapters, 1);
   EXPECT_LE(adapters, 3);
+  EXPECT_GE(2 * fine_tunes_downhill, fine_tunes);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace litseg::sam2 {
 namespace {
 
@@ -38,6 +40,25 @@ TEST(Attention, BlockedMathMatchesReference) {
     EXPECT_EQ(out.sizes().vec(), Reference(q, k, v).sizes().vec());
     EXPECT_LT(MaxDiff(out, Reference(q, k, v)), 2e-5) << "q " << q.sizes() << " budget " << c.budget;
     EXPECT_LT(MaxDiff(ScaledDotProductAttention(q, k, v), Reference(q, k, v)), 2e-5);
+  }
+}
+
+// Regression: the score buffer once came from torch::empty, and LibTorch 1.13's small-matrix
+// baddbmm (7 x 7 x 8, as the micro decoder's token self-attention) reads its output even with
+// beta = 0, so NaN in recycled memory reached the masks (seen as NaN losses in lit training).
+TEST(Attention, NaNInRecycledMemoryDoesNotLeakIntoSmallProducts) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  const auto q = torch::randn({1, 8, 7, 8}), k = torch::randn({1, 8, 7, 8}), v = torch::randn({1, 8, 7, 8});
+  const torch::Tensor expected = Reference(q, k, v);
+  for (int i = 0; i < 50; ++i) {
+    {
+      // Freed right away: malloc hands this chunk to the next request of the same size.
+      const torch::Tensor poison = torch::full({7, 7}, std::numeric_limits<float>::quiet_NaN());
+    }
+    const torch::Tensor out = ScaledDotProductAttentionMath(q, k, v);
+    ASSERT_TRUE(torch::isfinite(out).all().item<bool>()) << "iteration " << i;
+    ASSERT_LT(MaxDiff(out, expected), 2e-5);
   }
 }
 

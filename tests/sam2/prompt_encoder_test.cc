@@ -123,6 +123,21 @@ TEST_F(MicroPromptEncoder, DensePositionEncodingMatchesTheReference) {
   EXPECT_LE(diff, 1e-5);
 }
 
+TEST_F(MicroPromptEncoder, DensePositionEncodingCacheFollowsTheWeights) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor first = encoder_->GetDensePe().clone();
+  EXPECT_TRUE(torch::equal(encoder_->GetDensePe(), first));  // served from the cache
+  // Changing the Gaussian matrix in place (as a checkpoint load does) must invalidate it.
+  torch::Tensor& gaussian = encoder_->pe_layer->positional_encoding_gaussian_matrix;
+  const torch::Tensor saved = gaussian.clone();
+  gaussian.mul_(2.0);
+  const torch::Tensor changed = encoder_->GetDensePe();
+  EXPECT_FALSE(torch::equal(changed, first));
+  EXPECT_TRUE(torch::equal(changed, encoder_->pe_layer->forward(encoder_->embedding_h, encoder_->embedding_w).unsqueeze(0)));
+  gaussian.copy_(saved);
+  EXPECT_TRUE(torch::equal(encoder_->GetDensePe(), first));
+}
+
 TEST_F(MicroPromptEncoder, PointPromptHelperReproducesThePredictorInputs) {
   const auto& size = manifest_.at("input_frames").at("size_WH");
   const int width = size.at(0), height = size.at(1);

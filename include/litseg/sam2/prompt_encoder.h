@@ -16,10 +16,12 @@
 // positive click, 0 negative click, 2/3 box corners, -1 padding (no position encoding, the
 // learned not_a_point_embed instead).
 //
-// Thread-safety: forward() and GetDensePe() only read parameters; concurrent calls are safe.
+// Thread-safety: forward() only reads parameters and GetDensePe() guards its cache; concurrent
+// calls are safe.
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -98,6 +100,8 @@ struct PromptEncoderImpl : torch::nn::Module {
   }
 
   // Position encoding of the image embedding grid [1, d, h, w] (the decoder's image_pe).
+  // Computed once and reused until the Gaussian matrix changes (a checkpoint load, a move to
+  // another device); the returned tensor is shared, so callers must not modify it in place.
   torch::Tensor GetDensePe() const;
 
   int64_t embed_dim;
@@ -112,6 +116,11 @@ struct PromptEncoderImpl : torch::nn::Module {
   torch::nn::Embedding no_mask_embed{nullptr};
 
  private:
+  mutable std::mutex dense_pe_mutex_;
+  mutable torch::Tensor dense_pe_;
+  mutable const void* dense_pe_source_ = nullptr;  // Gaussian matrix storage it came from
+  mutable int64_t dense_pe_version_ = -1;           // and that tensor's version counter
+
   torch::Tensor EmbedPoints(const torch::Tensor& points, const torch::Tensor& labels, bool pad) const;
   torch::Tensor EmbedBoxes(const torch::Tensor& boxes) const;
   const torch::Tensor& PointEmbedding(int label) const;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/shared_data.h"
+#include "sam2/micro_test_util.h"
 #include "litseg/core/error.h"
 #include "litseg/sam2/checkpoint.h"
 #include "litseg/sam2/config.h"
@@ -23,7 +24,9 @@
 namespace litseg::sam2 {
 namespace {
 
-using test::SharedPath;
+using litseg::test::SharedPath;
+using test::Subset;
+using test::ReadJson;
 
 // README acceptance for the image predictor: logits <= 1e-3, IoUs <= 1e-4.
 constexpr double kLogitTolerance = 1e-3;
@@ -33,18 +36,6 @@ double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return 1e30;
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-TensorMap Subset(const TensorMap& all, const std::string& prefix) {
-  TensorMap out;
-  for (const auto& [name, tensor] : all)
-    if (name.rfind(prefix, 0) == 0) out.Insert(name.substr(prefix.size()), tensor);
-  return out;
-}
-
-nlohmann::json ReadJson(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 // A LoRA-style adapter: delta = scale * (x A^T) B^T.

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/shared_data.h"
+#include "sam2/micro_test_util.h"
 #include "litseg/core/error.h"
 #include "litseg/sam2/checkpoint.h"
 #include "litseg/sam2/config.h"
@@ -22,28 +23,11 @@
 namespace litseg::sam2 {
 namespace {
 
-using test::SharedPath;
-
-double MaxAbs(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-TensorMap Subset(const TensorMap& all, const std::string& prefix) {
-  TensorMap out;
-  for (const auto& [name, tensor] : all)
-    if (name.rfind(prefix, 0) == 0) out.Insert(name.substr(prefix.size()), tensor);
-  return out;
-}
-
-nlohmann::json ReadJson(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-Sam2Config MicroConfig() {
-  const nlohmann::json config = ReadJson(SharedPath("sam2/micro/config.json"));
-  return ConfigFromOfficialModelJson(config.at("hydra_config").dump(), "micro/config.json");
-}
+using litseg::test::SharedPath;
+using test::Subset;
+using test::ReadJson;
+using test::MaxAbs;
+using test::MicroConfig;
 
 // float32 -> bfloat16 with round-to-nearest-even on the bit pattern (NaN-free inputs), as
 // torch.Tensor.to(torch.bfloat16) does; returned upcast to float.

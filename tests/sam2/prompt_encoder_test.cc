@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/shared_data.h"
+#include "sam2/micro_test_util.h"
 #include "litseg/core/error.h"
 #include "litseg/sam2/checkpoint.h"
 #include "litseg/sam2/config.h"
@@ -21,7 +22,9 @@
 namespace litseg::sam2 {
 namespace {
 
-using test::SharedPath;
+using litseg::test::SharedPath;
+using test::Subset;
+using test::ReadJson;
 
 constexpr const char* kPrefix = "sam_prompt_encoder.";
 
@@ -30,19 +33,6 @@ double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.sizes() != b.sizes()) return 1e30;
   if (a.numel() == 0) return 0;
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-// The tensors under `prefix`, with the prefix removed.
-TensorMap Subset(const TensorMap& all, const std::string& prefix) {
-  TensorMap out;
-  for (const auto& [name, tensor] : all)
-    if (name.rfind(prefix, 0) == 0) out.Insert(name.substr(prefix.size()), tensor);
-  return out;
-}
-
-nlohmann::json ReadJson(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 // Every parameter and buffer name with its shape.

@@ -22,6 +22,8 @@
 #include "litseg/sam2/mask_decoder.h"
 #include "litseg/sam2/weight_fill.h"
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 namespace litseg::cli {
 namespace {
 
@@ -66,6 +68,12 @@ int RunBenchLora(const std::vector<std::string>& argv) {
   const int steps = args.Int("--steps", 10);
   const int warmup = args.Int("--warmup", 2);
   const bool paper = !args.Flag("--no-paper");
+  const std::string profile_path = args.String("--profile", "");
+  // Adapter settings to compare (defaults: the method's).
+  lit::LoraConfig lora;
+  lora.rank = args.Int("--rank", lora.rank);
+  lora.alpha = args.Double("--alpha", lora.alpha);
+  lora.dropout = args.Double("--dropout", lora.dropout);
   args.Finish();
   if (steps < 1 || warmup < 0) throw Error("--steps must be at least 1 and --warmup not negative");
 
@@ -92,22 +100,30 @@ int RunBenchLora(const std::vector<std::string>& argv) {
   for (lit::AdapterKind kind : {lit::AdapterKind::kDecoderLora, lit::AdapterKind::kMemoryAdapter}) {
     lit::TrainerOptions options;
     options.adapter.kind = kind;
+    options.adapter.lora = lora;
     lit::OnlineTrainer trainer(config, decoder, options);
     std::printf("| %s | %lld |\n", lit::AdapterKindName(kind).c_str(),
                 static_cast<long long>(trainer.AdapterParameterCount()));
   }
   std::printf("\n");
 
-  auto time_calls = [&](const std::function<void()>& fn) {
+  // --profile FILE: Chrome traces (chrome://tracing, Perfetto) of the timed calls of the decoder
+  // LoRA 1/1 step (FILE) and of the adapted LoRA prediction (FILE.predict.json).
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  auto time_calls = [&](const std::function<void()>& fn, const std::string& trace) {
     for (int i = 0; i < warmup; ++i) fn();
+    if (!trace.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     std::vector<double> ms;
     for (int i = 0; i < steps; ++i) {
       const auto t0 = Clock::now();
       fn();
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
+    profile.reset();
+    if (!trace.empty()) std::fprintf(stderr, "profile: %s\n", trace.c_str());
     return Median(ms);
   };
+  const std::string no_trace;
 
   std::printf("| adapter | schedule | optimiser steps per correction | batch | ms per step | ms per correction |\n");
   std::printf("|---|---|---|---|---|---|\n");
@@ -118,13 +134,15 @@ int RunBenchLora(const std::vector<std::string>& argv) {
     for (const std::string& name : schedules) {
       lit::TrainerOptions options;
       options.adapter.kind = kind;
+      options.adapter.lora = lora;
       options.schedule = lit::ParseSchedule(name);
       lit::OnlineTrainer trainer(config, decoder, options);
       const int k = options.schedule.replay;
       const int batch = options.schedule.joint ? k : 1;
       std::vector<lit::DecoderInputs> in(inputs.begin(), inputs.begin() + batch);
       std::vector<torch::Tensor> tg(targets.begin(), targets.begin() + batch);
-      const double step_ms = time_calls([&] { trainer.Step(0, in, tg); });
+      const bool profiled = kind == lit::AdapterKind::kDecoderLora && name == "1/1";
+      const double step_ms = time_calls([&] { trainer.Step(0, in, tg); }, profiled ? profile_path : no_trace);
       const int per_correction = options.schedule.joint ? 1 : k;
       std::printf("| %s | %s | %d | %d | %.1f | %.1f |\n", lit::AdapterKindName(kind).c_str(), name.c_str(),
                   per_correction, batch, step_ms, step_ms * per_correction);
@@ -133,14 +151,17 @@ int RunBenchLora(const std::vector<std::string>& argv) {
   }
   std::printf("\n| prediction | ms |\n|---|---|\n");
   {
-    lit::OnlineTrainer trainer(config, decoder, {});
+    lit::TrainerOptions lora_options;
+    lora_options.adapter.lora = lora;
+    lit::OnlineTrainer trainer(config, decoder, lora_options);
     std::printf("| base decoder (single mask, gated) | %.1f |\n",
-                time_calls([&] { trainer.PredictBase(inputs[0]); }));
-    std::printf("| adapted, decoder LoRA | %.1f |\n", time_calls([&] { trainer.Predict(inputs[0]); }));
+                time_calls([&] { trainer.PredictBase(inputs[0]); }, no_trace));
+    std::printf("| adapted, decoder LoRA | %.1f |\n", time_calls([&] { trainer.Predict(inputs[0]); },
+                                                                     profile_path.empty() ? no_trace : profile_path + ".predict.json"));
     lit::TrainerOptions options;
     options.adapter.kind = lit::AdapterKind::kMemoryAdapter;
     lit::OnlineTrainer memory(config, decoder, options);
-    std::printf("| adapted, memory adapter | %.1f |\n", time_calls([&] { memory.Predict(inputs[0]); }));
+    std::printf("| adapted, memory adapter | %.1f |\n", time_calls([&] { memory.Predict(inputs[0]); }, no_trace));
   }
   if (paper) {
     // The paper preset's first correction: 100 epochs on one correction (a new adapter).

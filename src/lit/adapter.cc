@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
 #include "litseg/core/error.h"
@@ -73,22 +74,85 @@ AdapterConfig AdapterConfigFromJson(const std::string& text) {
 }
 
 // ---------------------------------------------------------------------------------------------
+namespace {
+
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+// Draw `group` of a stream at `state`: 64 random bits for elements 4 group .. 4 group + 3.
+inline uint64_t DropoutDraw(uint64_t state, int64_t group) {
+  uint64_t z = state + static_cast<uint64_t>(group + 1) * kGolden;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint32_t DropThreshold(double p) { return static_cast<uint32_t>(std::lround(p * 65536.0)); }
+
+// out[i] = 0 where element i of the stream at `state` falls below the threshold, else
+// x[i] * keep. The same keep factor as KeepMask's float multipliers, so the same products.
+template <typename T>
+void ApplyDropout(const T* x, T* out, int64_t n, uint64_t state, uint32_t threshold, T keep) {
+  at::parallel_for(0, (n + 3) / 4, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      uint64_t z = DropoutDraw(state, g);
+      const int64_t last = std::min(n, 4 * g + 4);
+      for (int64_t i = 4 * g; i < last; ++i, z >>= 16)
+        out[i] = static_cast<uint32_t>(z & 0xFFFF) < threshold ? T(0) : x[i] * keep;
+    }
+  });
+}
+
+torch::Tensor ApplyDropoutTo(const torch::Tensor& x, uint64_t state, double p) {
+  const torch::Tensor in = x.contiguous();
+  torch::Tensor out = torch::empty_like(in);
+  const uint32_t threshold = DropThreshold(p);
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  if (in.scalar_type() == torch::kFloat64)
+    ApplyDropout(in.data_ptr<double>(), out.data_ptr<double>(), in.numel(), state, threshold,
+                 static_cast<double>(keep));
+  else
+    ApplyDropout(in.data_ptr<float>(), out.data_ptr<float>(), in.numel(), state, threshold, keep);
+  return out;
+}
+
+// Dropout as an autograd function whose backward recomputes the mask from the stream state.
+struct StreamDropoutFunction : public torch::autograd::Function<StreamDropoutFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double p,
+                               int64_t state) {
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["state"] = state;
+    return ApplyDropoutTo(x, static_cast<uint64_t>(state), p);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const double p = ctx->saved_data["p"].toDouble();
+    const uint64_t state = static_cast<uint64_t>(ctx->saved_data["state"].toInt());
+    return {ApplyDropoutTo(grad_outputs[0], state, p), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor DropoutStream::KeepMask(int64_t n, double p) {
   torch::Tensor mask = torch::empty({n}, torch::dtype(torch::kFloat32));
   float* out = mask.data_ptr<float>();
-  const uint32_t threshold = static_cast<uint32_t>(std::lround(p * 65536.0));
+  const uint32_t threshold = DropThreshold(p);
   const float keep = static_cast<float>(1.0 / (1.0 - p));
-  for (int64_t i = 0; i < n; i += 4) {
-    // SplitMix64: one 64-bit draw gives four 16-bit uniforms.
-    state += 0x9E3779B97F4A7C15ull;
-    uint64_t z = state;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    for (int64_t k = i; k < std::min(n, i + 4); ++k, z >>= 16)
+  for (int64_t g = 0; g < (n + 3) / 4; ++g) {
+    uint64_t z = DropoutDraw(state, g);
+    for (int64_t k = 4 * g; k < std::min(n, 4 * g + 4); ++k, z >>= 16)
       out[k] = static_cast<uint32_t>(z & 0xFFFF) < threshold ? 0.f : keep;
   }
+  state += static_cast<uint64_t>((n + 3) / 4) * kGolden;
   return mask;
+}
+
+torch::Tensor DropoutStream::Apply(const torch::Tensor& x, double p) {
+  const bool fused = x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
+  if (!fused) return x * KeepMask(x.numel(), p).view(x.sizes()).to(x.device(), x.scalar_type());
+  const uint64_t at = state;
+  state += static_cast<uint64_t>((x.numel() + 3) / 4) * kGolden;
+  return StreamDropoutFunction::apply(x, p, static_cast<int64_t>(at));
 }
 
 LoraProjection::LoraProjection(int64_t in_features, int64_t out_features, const LoraConfig& config,
@@ -111,8 +175,7 @@ torch::Tensor LoraProjection::Delta(const torch::Tensor& x) {
   if (training_ && dropout > 0.0) {
     // Inverted dropout with masks from the adapter's own stream (reproducible whatever else
     // uses the global RNG); drawn on the CPU so the masks do not depend on the device.
-    const torch::Tensor keep = stream_->KeepMask(x.numel(), dropout).view(x.sizes());
-    input = x * keep.to(x.device(), x.scalar_type());
+    input = stream_->Apply(x, dropout);
   }
   // The scale goes on the rank-r intermediate: a pass over [N, r] instead of [N, out].
   return torch::matmul(torch::matmul(input, a.t()) * scale, b.t());

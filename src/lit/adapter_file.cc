@@ -30,6 +30,7 @@ Json HistoryJson(const std::vector<TrainReport>& history) {
                    {"loss_after", r.loss_after},
                    {"iou_before", r.iou_before},
                    {"iou_after", r.iou_after},
+                   {"object_score_before", r.object_score_before},
                    {"train_ms", r.train_ms}});
   }
   return out;
@@ -48,6 +49,7 @@ std::vector<TrainReport> HistoryFromJson(const Json& j) {
     r.loss_after = e.at("loss_after").get<double>();
     r.iou_before = e.at("iou_before").get<double>();
     r.iou_after = e.at("iou_after").get<double>();
+    r.object_score_before = e.value("object_score_before", 0.0);  // absent in older files
     r.train_ms = e.at("train_ms").get<double>();
     out.push_back(r);
   }

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include "litseg/core/error.h"
+#include "litseg/sam2/resize.h"
 
 namespace litseg::lit {
 namespace F = torch::nn::functional;
@@ -249,12 +250,7 @@ torch::Tensor MaskIoU(const torch::Tensor& logits, const torch::Tensor& target) 
   return torch::where(uni.gt(0), inter / uni.clamp_min(1), torch::ones_like(uni));
 }
 
-torch::Tensor UpsampleLogits(const torch::Tensor& logits, int size) {
-  return F::interpolate(logits, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{size, size})
-                                    .mode(torch::kBilinear)
-                                    .align_corners(false));
-}
+torch::Tensor UpsampleLogits(const torch::Tensor& logits, int size) { return sam2::ResizeBilinear(logits, size, size); }
 
 Mask MaskFromLogits(const torch::Tensor& logits, int width, int height) {
   if (width < 1 || height < 1) throw Error("mask size must be positive");
@@ -263,10 +259,7 @@ Mask MaskFromLogits(const torch::Tensor& logits, int width, int height) {
   torch::Tensor l = logits.detach().to(torch::kCPU, torch::kFloat32);
   while (l.dim() < 4) l = l.unsqueeze(0);
   if (l.size(0) != 1 || l.size(1) != 1) throw Error("MaskFromLogits expects the logits of one mask");
-  const torch::Tensor up = F::interpolate(l, F::InterpolateFuncOptions()
-                                                 .size(std::vector<int64_t>{height, width})
-                                                 .mode(torch::kBilinear)
-                                                 .align_corners(false));
+  const torch::Tensor up = sam2::ResizeBilinear(l, height, width);
   const torch::Tensor binary = up.gt(0).to(torch::kUInt8).contiguous();
   Mask mask(width, height);
   std::memcpy(mask.data(), binary.data_ptr<uint8_t>(), mask.pixel_count());

@@ -326,6 +326,7 @@ void OnlineTrainer::TrainSteps(const Sample& sample, TrainReport& report) {
     const torch::Tensor up = UpsampleLogits(before.low_res_logits, image_size_);
     report.loss_before = SegmentationLoss(up, sample.target, options_.loss, before.object_score).total.item<double>();
     report.iou_before = MaskIoU(up, sample.target).item<double>();
+    report.object_score_before = before.object_score.item<double>();
   }
   replay_.push_back(sample);
   while (static_cast<int>(replay_.size()) > s.replay) replay_.pop_front();
@@ -403,6 +404,7 @@ void OnlineTrainer::TrainPaper(const Sample& sample, TrainReport& report) {
     const torch::Tensor up = UpsampleLogits(before.low_res_logits, image_size_);
     report.loss_before = SegmentationLoss(up, sample.target, options_.loss, before.object_score).total.item<double>();
     report.iou_before = MaskIoU(up, sample.target).item<double>();
+    report.object_score_before = before.object_score.item<double>();
   }
   std::vector<DecoderInputs> in;
   std::vector<torch::Tensor> targets;

@@ -2,9 +2,9 @@
 
 #include "litseg/core/error.h"
 #include "litseg/sam2/preprocess.h"
+#include "litseg/sam2/resize.h"
 
 namespace litseg::sam2 {
-namespace F = torch::nn::functional;
 
 ImagePredictor::ImagePredictor(Sam2Model model) : model_(std::move(model)) {
   if (!model_) throw Error("ImagePredictor needs a model");
@@ -70,10 +70,7 @@ std::vector<ImagePrediction> ImagePredictor::PredictBatch(const std::vector<Imag
                            &out.raw.object_score_logits, &out.raw.mask_tokens_out, &out.sam_tokens_out})
     if (t->defined() && t->scalar_type() != torch::kFloat32) *t = t->to(torch::kFloat32);
   // postprocess_masks: bilinear (align_corners=False) straight to the original size.
-  torch::Tensor full = F::interpolate(out.masks, F::InterpolateFuncOptions()
-                                                     .size(std::vector<int64_t>{height_, width_})
-                                                     .mode(torch::kBilinear)
-                                                     .align_corners(false));
+  const torch::Tensor full = ResizeBilinear(out.masks, height_, width_);
   torch::Tensor low = out.masks.clamp(-32.0, 32.0);
 
   std::vector<ImagePrediction> results;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
+
 #include "lit_test_util.h"
 #include "litseg/core/error.h"
 #include "litseg/lit/adapter.h"
@@ -294,6 +296,40 @@ TEST_F(LitMicroAdapterTest, SameSeedSameAdapterOnOneThread) {
   EXPECT_TRUE(all_equal);
   EXPECT_TRUE(any_diff_seed);
   torch::set_num_threads(threads);
+}
+
+// The fused CPU dropout draws the same mask as KeepMask, passes gradients through the same
+// mask, advances the stream alike, and gives the same bits on one thread and on two.
+TEST(LitDropoutStream, FusedApplyIsTheMaskAndItsGradient) {
+  torch::manual_seed(1);
+  const torch::Tensor x = torch::randn({3, 1001}, torch::kFloat64);  // not a multiple of 4
+  for (torch::ScalarType type : {torch::kFloat32, torch::kFloat64}) {
+    DropoutStream fused, reference;
+    fused.state = reference.state = 12345;
+    reference.KeepMask(10, 0.1);  // both streams one call in
+    fused.Apply(torch::zeros({10}), 0.1);
+    ASSERT_EQ(fused.state, reference.state);
+    const torch::Tensor in = x.to(type).requires_grad_(true);
+    const torch::Tensor mask = reference.KeepMask(x.numel(), 0.1).view(x.sizes()).to(type);
+    const torch::Tensor out = fused.Apply(in, 0.1);
+    EXPECT_EQ(fused.state, reference.state);
+    EXPECT_TRUE(torch::equal(out, in.detach() * mask));
+    const double dropped = mask.eq(0).to(torch::kFloat64).mean().item<double>();
+    EXPECT_NEAR(dropped, 0.1, 0.02);
+    const torch::Tensor g = torch::randn(x.sizes(), torch::dtype(type));
+    (out * g).sum().backward();
+    EXPECT_TRUE(torch::equal(in.grad(), g * mask));
+  }
+  const int threads = at::get_num_threads();
+  auto draw = [&](int n) {
+    at::set_num_threads(n);
+    DropoutStream s;
+    s.state = 99;
+    return s.Apply(torch::ones({1 << 20}), 0.1);
+  };
+  const torch::Tensor one = draw(1), two = draw(2);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, two));
 }
 
 }  // namespace

@@ -39,15 +39,20 @@ TEST(LitLoss, SegmentationLossTermsAndErrors) {
   const torch::Tensor logits = torch::full({1, 1, 8, 8}, -30.0);
   torch::Tensor target = torch::zeros({1, 1, 8, 8});
   LossTerms l = SegmentationLoss(logits, target, {}, torch::full({1}, -5.0));
-  EXPECT_LT(l.total.item<double>(), 0.01);  // all background, object absent: nearly free
+  EXPECT_LT(l.total.item<double>(), 0.01);  // all background: nearly free
   target[0][0][2][2] = 1;
+  // The default is the method's loss: 20 focal + 1 dice, the object score plays no part.
   l = SegmentationLoss(logits, target, {}, torch::full({1}, -5.0));
-  EXPECT_GT(l.object_score.item<double>(), 4.9);  // the object is there: BCE(-5, 1) ~ 5
+  EXPECT_EQ(l.object_score.item<double>(), 0.0);
+  EXPECT_NEAR(l.total.item<double>(), 20 * l.focal.item<double>() + l.dice.item<double>(), 1e-6);
+  EXPECT_NEAR(l.dice.item<double>(), 0.5, 1e-6);  // smoothed dice, one missed pixel: 1 - (0 + 1) / (1 + 1)
+  // Optional object-score term: BCE(-5, present) ~ 5.
+  LossWeights with_class;
+  with_class.object_score = 1;
+  l = SegmentationLoss(logits, target, with_class, torch::full({1}, -5.0));
+  EXPECT_GT(l.object_score.item<double>(), 4.9);
   EXPECT_NEAR(l.total.item<double>(),
               20 * l.focal.item<double>() + l.dice.item<double>() + l.object_score.item<double>(), 1e-6);
-  LossWeights no_class;
-  no_class.object_score = 0;
-  EXPECT_EQ(SegmentationLoss(logits, target, no_class, torch::full({1}, -5.0)).object_score.item<double>(), 0.0);
   EXPECT_THROW(SegmentationLoss(logits, torch::zeros({1, 1, 4, 4}), {}), Error);
   EXPECT_THROW(SegmentationLoss(torch::zeros({8, 8}), torch::zeros({8, 8}), {}), Error);
 }

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <numeric>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -225,7 +227,7 @@ TEST_F(LitSessionTest, ReplaySchedulesTakeTheRightSteps) {
   }
 }
 
-// A simulated user on blackswan: frames 0, 3, 6, ...; every frame is reviewed (trigger
+// A simulated user on dog (where the micro decoder mostly sees an object): frames 0, 3, 6, ...; every frame is reviewed (trigger
 // every frame); suggestions closer to the truth than the base are accepted, others are
 // rejected and corrected with the human mask.
 struct SimulationResult {
@@ -240,8 +242,8 @@ SimulationResult Simulate(sam2::Sam2Model& model, const SessionOptions& options,
   Session session(model, options, [&](const Event& e) { events.push_back(e); });
   int visited = 0;
   for (int f = 0; f < frames; f += stride, ++visited) {
-    const DecoderInputs& in = test::DavisInputs(model, "blackswan", f);
-    const Mask truth = test::ReadDavisMask("blackswan", f);
+    const DecoderInputs& in = test::DavisInputs(model, "dog", f);
+    const Mask truth = test::ReadDavisMask("dog", f);
     const FrameOutcome out = session.ObserveFrame(1, f, in);
     const double base_iou = IoU(MaskFromLogits(out.base_logits, truth.width(), truth.height()), truth);
     double shown = base_iou;
@@ -283,13 +285,22 @@ TEST_F(LitSessionTest, OneStepScheduleEndToEndOnARealSequence) {
   EXPECT_EQ(r.trained, static_cast<int>(r.reports.size()));
   EXPECT_EQ(r.accepted + r.rejected + 1, 10);  // every frame after the first was reviewed
   EXPECT_EQ(r.corrections_requested, r.rejected + 1);
-  int lowered = 0;
+  int lowered = 0, with_object = 0;
   for (const auto& rep : r.reports) {
     EXPECT_EQ(rep.steps, 1);
-    lowered += rep.loss_after < rep.loss_before;
+    std::printf("  frame %d: object score %.2f, loss %.4f -> %.4f\n", rep.frame, rep.object_score_before,
+                rep.loss_before, rep.loss_after);
+    if (rep.object_score_before > 0) {
+      ++with_object;
+      lowered += rep.loss_after < rep.loss_before;
+    } else {
+      // Gated to "no object": the method's loss has no gradient, the step changes nothing.
+      EXPECT_EQ(rep.loss_after, rep.loss_before);
+    }
   }
   // One step at lr 1e-4 is small but goes downhill on its own correction.
-  EXPECT_GE(lowered, static_cast<int>(r.reports.size()) * 2 / 3);
+  EXPECT_GE(with_object, 1);
+  EXPECT_GE(lowered, with_object * 2 / 3);
 }
 
 TEST_F(LitSessionTest, PaperPresetEndToEndOnARealSequence) {
@@ -307,21 +318,31 @@ TEST_F(LitSessionTest, PaperPresetEndToEndOnARealSequence) {
     adapters += rep.new_adapter;
     EXPECT_EQ(rep.steps, rep.new_adapter ? 100 : 20);
     EXPECT_TRUE(std::isfinite(rep.loss_before) && std::isfinite(rep.loss_after));
-    if (rep.new_adapter) {
+    if (rep.object_score_before <= 0 && rep.new_adapter) {
+      // A new adapter trains on this correction alone: gated to "no object", nothing moves.
+      EXPECT_EQ(rep.loss_after, rep.loss_before);
+    } else if (rep.new_adapter) {
       EXPECT_LT(rep.loss_after, rep.loss_before);  // 100 epochs on its own correction
     } else {
       // A fine-tune minimises the joint loss of this correction and the replayed ones, so the
-      // loss on this correction alone may rise a little (seen: 83.62 -> 83.92); most go down.
+      // loss on this correction alone may rise a little (seen: 83.62 -> 83.92). What must go
+      // down is the joint training loss over its epochs (dropout makes single steps noisy:
+      // compare the means of the first and the last five; all gated: constant).
       ++fine_tunes;
-      fine_tunes_downhill += rep.loss_after < rep.loss_before;
+      ASSERT_GE(rep.step_losses.size(), 10u);
+      auto mean = [](auto begin, auto end) { return std::accumulate(begin, end, 0.0) / std::distance(begin, end); };
+      const double first = mean(rep.step_losses.begin(), rep.step_losses.begin() + 5);
+      const double last = mean(rep.step_losses.end() - 5, rep.step_losses.end());
+      EXPECT_LE(last, first) << "fine-tune on frame " << rep.frame;
+      fine_tunes_downhill += last < first;
     }
-    std::printf("  frame %d adapter %d%s: loss %.3f -> %.3f, IoU %.3f -> %.3f, %.0f ms\n", rep.frame,
-                rep.adapter_index, rep.new_adapter ? " (new)" : "", rep.loss_before, rep.loss_after, rep.iou_before,
-                rep.iou_after, rep.train_ms);
+    std::printf("  frame %d adapter %d%s: object score %.2f, loss %.3f -> %.3f, IoU %.3f -> %.3f, %.0f ms\n",
+                rep.frame, rep.adapter_index, rep.new_adapter ? " (new)" : "", rep.object_score_before,
+                rep.loss_before, rep.loss_after, rep.iou_before, rep.iou_after, rep.train_ms);
   }
   EXPECT_GE(adapters, 1);
   EXPECT_LE(adapters, 3);
-  EXPECT_GE(2 * fine_tunes_downhill, fine_tunes);
+  if (fine_tunes > 0) EXPECT_GE(fine_tunes_downhill, 1);
 }
 
 }  // namespace

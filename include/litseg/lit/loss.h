@@ -23,13 +23,13 @@ struct LossWeights {
   double dice = 1.0;
   double focal_alpha = 0.25;  // weight of foreground pixels (background: 1 - alpha); < 0 = none
   double focal_gamma = 2.0;
-  // Binary cross-entropy of the object score (target: the corrected mask is not empty), SAM 2
-  // training's loss_class (weight 1 there). Needed with the tracker's hard no-object gating:
-  // where the object score is <= 0 the gated logits are a constant and carry no gradient, so
-  // without this term an adapter cannot learn from a correction of a frame where the object
-  // was lost, and a step that pushes the score below 0 can never be undone. 0 = the
-  // 20 x focal + 1 x dice loss alone.
-  double object_score = 1.0;
+  // Optional (0 = off, the method's loss: 20 x focal + 1 x dice alone): binary cross-entropy of
+  // the object score (target: the corrected mask is not empty), SAM 2 training's loss_class.
+  // Why one may want it: under the tracker's hard no-object gating, where the object score is
+  // <= 0 the gated logits are a constant and carry no gradient, so without this term an adapter
+  // cannot learn from a correction of a frame where the object was lost, and a step that pushes
+  // the score below 0 is never undone by the mask terms.
+  double object_score = 0.0;
 };
 
 struct LossTerms {

@@ -119,6 +119,10 @@ struct TrainReport {
   double loss_after = 0.0;
   double iou_before = 0.0;     // IoU of the adapted prediction with the correction, at image size
   double iou_after = 0.0;
+  // The adapted decoder's object-score logit on the correction before training. At <= 0 the
+  // tracker's gating replaces the mask by "no object", so the mask loss has no gradient there
+  // (only LossWeights::object_score, off by default, can then move the adapter).
+  double object_score_before = 0.0;
   double train_ms = 0.0;       // the optimiser steps (forward + backward + update)
   double total_ms = 0.0;       // including the before/after evaluations
   std::vector<double> step_losses;  // training loss of each step (dropout on)
